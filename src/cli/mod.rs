@@ -1,0 +1,151 @@
+//! The command line: argument parsing and one module per subcommand.
+//!
+//! Every command returns an [`Exit`]; [`run`] is the one place where failures become exit
+//! codes and error messages. Data goes to stdout (a table, or JSON with `--output json`);
+//! progress, errors and hints go to stderr.
+
+mod output;
+mod progress;
+mod query;
+mod run;
+mod validate;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+pub use output::Output;
+
+/// Default store location, relative to the current directory.
+pub const DEFAULT_STORE: &str = ".tuneflow/tuneflow.db";
+
+/// tuneflow: hyperparameter tuning in one binary.
+///
+/// Write an experiment file (tuneflow's format or a Katib `Experiment`), run it, and query the
+/// results kept in the store.
+#[derive(Debug, Parser)]
+#[command(name = "tuneflow", version, about, long_about = None)]
+pub struct Cli {
+    /// Where results are kept: a file path or sqlite://PATH.
+    #[arg(long, global = true, env = "TUNEFLOW_STORE", default_value = DEFAULT_STORE)]
+    pub store: String,
+
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run an experiment file until it is done (resumes it if the store already has it).
+    Run(RunArgs),
+    /// Check experiment files and report every problem found.
+    Validate(ValidateArgs),
+    /// List the experiments in the store.
+    Experiments(ListArgs),
+    /// List the trials of an experiment.
+    Trials(ExperimentArgs),
+    /// Show one trial: its parameters, state and every observation.
+    Trial(TrialArgs),
+    /// Show the best trial of an experiment and its parameters.
+    Best(ExperimentArgs),
+}
+
+/// `tuneflow run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The experiment file (YAML or JSON).
+    pub file: PathBuf,
+    /// Delete a stored experiment of the same name first and start over.
+    #[arg(long)]
+    pub fresh: bool,
+    /// Output format of the final summary.
+    #[arg(long, short, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+/// `tuneflow validate`.
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    /// Experiment files to check.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+/// `tuneflow experiments`.
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+/// Commands about one experiment.
+#[derive(Debug, clap::Args)]
+pub struct ExperimentArgs {
+    /// The experiment's name (metadata.name).
+    pub experiment: String,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+/// `tuneflow trial EXP TRIAL`.
+#[derive(Debug, clap::Args)]
+pub struct TrialArgs {
+    /// The experiment's name.
+    pub experiment: String,
+    /// The trial's name (see `tuneflow trials EXP`).
+    pub trial: String,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+/// How the process ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Success (0).
+    Success,
+    /// The experiment failed, or an operation did (1).
+    Failure,
+    /// Invalid input: a bad experiment file or usage (2).
+    Invalid,
+    /// Interrupted by the user (130).
+    Interrupted,
+}
+
+impl Exit {
+    /// The process exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Success => 0,
+            Exit::Failure => 1,
+            Exit::Invalid => 2,
+            Exit::Interrupted => 130,
+        }
+    }
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Exit {
+    let result = match cli.command {
+        Command::Run(args) => run::run(&cli.store, args).await,
+        Command::Validate(args) => Ok(validate::validate(args)),
+        Command::Experiments(args) => query::experiments(&cli.store, args).await,
+        Command::Trials(args) => query::trials(&cli.store, args).await,
+        Command::Trial(args) => query::trial(&cli.store, args).await,
+        Command::Best(args) => query::best(&cli.store, args).await,
+    };
+    match result {
+        Ok(exit) => exit,
+        Err(error) => {
+            output::error(&error);
+            Exit::Failure
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! `tuneflow run FILE`: validate, create or resume the experiment, run it with a live
+//! progress display, and print the best trials.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use super::output::{self, Output};
+use super::progress::Display;
+use super::{Exit, RunArgs};
+use crate::engine::{Engine, RunRequest, rules};
+use crate::executor::local::LocalExecutor;
+use crate::spec;
+use crate::store::{self, ExperimentState, StoreLocation};
+use crate::summary::{self, BestTrial, ExperimentSummary, TrialSummary};
+
+/// How many of the best trials the final table shows.
+const TOP: usize = 5;
+
+#[derive(Serialize)]
+struct RunReport {
+    experiment: ExperimentSummary,
+    top: Vec<TrialSummary>,
+}
+
+/// Runs the experiment in `args.file`.
+pub async fn run(store_url: &str, args: RunArgs) -> anyhow::Result<Exit> {
+    let document = match std::fs::read_to_string(&args.file) {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", args.file.display());
+            return Ok(Exit::Invalid);
+        }
+    };
+    let spec = match spec::parse_str(&document, &args.file.display().to_string()) {
+        Ok(spec) => spec,
+        Err(errors) => {
+            eprint!("{errors}");
+            eprintln!(
+                "hint: `tuneflow validate {}` checks a file without running it",
+                args.file.display()
+            );
+            return Ok(Exit::Invalid);
+        }
+    };
+    let location = StoreLocation::parse(store_url)?;
+    let store: Arc<dyn store::Store> = Arc::from(store::open(&location).await?);
+    let engine = Engine::new(store.clone(), Arc::new(LocalExecutor), location.logs_dir());
+    let base_dir = args
+        .file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .canonicalize()
+        .with_context(|| format!("cannot resolve the directory of {}", args.file.display()))?;
+
+    let cancel = CancellationToken::new();
+    tokio::spawn(watch_signals(cancel.clone()));
+    let display = Display::new(&spec);
+    let result = engine
+        .run(
+            RunRequest {
+                spec,
+                document,
+                base_dir,
+                fresh: args.fresh,
+            },
+            &display,
+            cancel,
+        )
+        .await;
+    display.finish();
+    let experiment = result?;
+    let trials = store.trials(experiment.id).await?;
+    let summary = ExperimentSummary::new(&experiment, &trials);
+    let ranked = rules::ranked(&experiment.spec, &trials);
+    if args.output == Output::Json {
+        output::json(&RunReport {
+            top: ranked
+                .iter()
+                .take(TOP)
+                .map(|t| TrialSummary::new(&experiment.spec, t))
+                .collect(),
+            experiment: summary,
+        })?;
+    } else {
+        print_summary(&summary, &experiment.spec, &ranked);
+        if let Some(best) = BestTrial::of(&experiment, &trials) {
+            println!();
+            super::query::print_best(&best);
+        }
+    }
+    Ok(match experiment.state {
+        ExperimentState::Succeeded => Exit::Success,
+        ExperimentState::Interrupted => Exit::Interrupted,
+        _ => Exit::Failure,
+    })
+}
+
+fn print_summary(
+    summary: &ExperimentSummary,
+    spec: &crate::spec::ExperimentSpec,
+    ranked: &[&crate::store::Trial],
+) {
+    let c = &summary.trials;
+    println!(
+        "experiment {}: {} ({})",
+        summary.name,
+        summary.state,
+        summary
+            .message
+            .as_deref()
+            .or(summary.reason.as_deref())
+            .unwrap_or("")
+    );
+    println!(
+        "trials: {} succeeded, {} failed, {} killed, {} total",
+        c.succeeded,
+        c.failures(),
+        c.killed,
+        c.total()
+    );
+    if ranked.is_empty() {
+        return;
+    }
+    println!();
+    let mut header = vec![
+        "RANK".to_string(),
+        "TRIAL".to_string(),
+        spec.objective.metric.to_uppercase(),
+    ];
+    header.extend(spec.space.parameters.iter().map(|p| p.name.clone()));
+    let mut table = output::table(header);
+    for (rank, trial) in ranked.iter().take(TOP).enumerate() {
+        let mut row = vec![
+            (rank + 1).to_string(),
+            trial.name.clone(),
+            trial.objective.map(|v| v.to_string()).unwrap_or_default(),
+        ];
+        row.extend(summary::parameters(spec, trial).values().map(summary::cell));
+        table.add_row(row);
+    }
+    output::print_table(&table);
+}
+
+/// Cancels the run on Ctrl-C or SIGTERM.
+async fn watch_signals(cancel: CancellationToken) {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    eprintln!("interrupted: stopping running trials...");
+    cancel.cancel();
+}

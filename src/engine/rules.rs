@@ -1,0 +1,315 @@
+//! The experiment's rules, each in one place: how observations reduce to an objective value,
+//! which trial is best, what a trial's end means, how many trials may start, and when the
+//! experiment is over. Pure functions, shared by every front door.
+
+use serde::Serialize;
+use tuneflow_algorithms::{Direction, TrialOutcome as History, TrialRecord};
+
+use crate::executor::TrialExit;
+use crate::spec::{ExperimentSpec, Objective, Strategy};
+use crate::store::{ExperimentState, Trial, TrialState};
+
+/// How many trials are in each state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Counts {
+    /// Pending trials.
+    pub pending: u32,
+    /// Running trials.
+    pub running: u32,
+    /// Succeeded trials.
+    pub succeeded: u32,
+    /// Failed trials.
+    pub failed: u32,
+    /// Trials that finished without the objective metric.
+    pub metrics_unavailable: u32,
+    /// Trials stopped by early stopping.
+    pub early_stopped: u32,
+    /// Killed trials.
+    pub killed: u32,
+}
+
+impl Counts {
+    /// Counts the states of `trials`.
+    pub fn of<'a>(trials: impl IntoIterator<Item = &'a Trial>) -> Counts {
+        let mut counts = Counts::default();
+        for trial in trials {
+            *counts.slot(trial.state) += 1;
+        }
+        counts
+    }
+
+    fn slot(&mut self, state: TrialState) -> &mut u32 {
+        match state {
+            TrialState::Pending => &mut self.pending,
+            TrialState::Running => &mut self.running,
+            TrialState::Succeeded => &mut self.succeeded,
+            TrialState::Failed => &mut self.failed,
+            TrialState::MetricsUnavailable => &mut self.metrics_unavailable,
+            TrialState::EarlyStopped => &mut self.early_stopped,
+            TrialState::Killed => &mut self.killed,
+        }
+    }
+
+    /// All trials.
+    pub fn total(&self) -> u32 {
+        self.active() + self.finished()
+    }
+
+    /// Pending and running trials.
+    pub fn active(&self) -> u32 {
+        self.pending + self.running
+    }
+
+    /// Trials in a final state.
+    pub fn finished(&self) -> u32 {
+        self.succeeded + self.failures() + self.early_stopped + self.killed
+    }
+
+    /// Failed trials as Katib counts them: Failed plus MetricsUnavailable.
+    pub fn failures(&self) -> u32 {
+        self.failed + self.metrics_unavailable
+    }
+}
+
+/// The strategy that reduces `metric` for this objective (default: min when minimizing, max
+/// when maximizing).
+pub fn strategy_for(objective: &Objective, metric: &str) -> Strategy {
+    objective
+        .metric_strategies
+        .iter()
+        .find(|s| s.name == metric)
+        .map(|s| s.strategy)
+        .unwrap_or(match objective.direction {
+            Direction::Minimize => Strategy::Min,
+            Direction::Maximize => Strategy::Max,
+        })
+}
+
+/// Reduces a metric's observations (in step order) to one value.
+pub fn reduce(strategy: Strategy, values: impl IntoIterator<Item = f64>) -> Option<f64> {
+    let mut values = values.into_iter();
+    let first = values.next()?;
+    Some(match strategy {
+        Strategy::Min => values.fold(first, f64::min),
+        Strategy::Max => values.fold(first, f64::max),
+        Strategy::Latest => values.last().unwrap_or(first),
+    })
+}
+
+/// True when `a` is a better objective value than `b`.
+pub fn is_better(direction: Direction, a: f64, b: f64) -> bool {
+    match direction {
+        Direction::Minimize => a < b,
+        Direction::Maximize => a > b,
+    }
+}
+
+/// True when `value` meets the objective's goal.
+pub fn goal_reached(objective: &Objective, value: f64) -> bool {
+    match (objective.goal, objective.direction) {
+        (Some(goal), Direction::Minimize) => value <= goal,
+        (Some(goal), Direction::Maximize) => value >= goal,
+        (None, _) => false,
+    }
+}
+
+/// The best succeeded trial (the earliest one among equals).
+pub fn best_trial<'a>(spec: &ExperimentSpec, trials: &'a [Trial]) -> Option<&'a Trial> {
+    let direction = spec.objective.direction;
+    trials
+        .iter()
+        .filter(|t| t.state == TrialState::Succeeded)
+        .filter_map(|t| t.objective.map(|v| (t, v)))
+        .fold(None, |best: Option<(&Trial, f64)>, (t, v)| match best {
+            Some((_, b)) if !is_better(direction, v, b) => best,
+            _ => Some((t, v)),
+        })
+        .map(|(t, _)| t)
+}
+
+/// Succeeded trials sorted best first.
+pub fn ranked<'a>(spec: &ExperimentSpec, trials: &'a [Trial]) -> Vec<&'a Trial> {
+    let mut ranked: Vec<&Trial> = trials
+        .iter()
+        .filter(|t| t.state == TrialState::Succeeded && t.objective.is_some())
+        .collect();
+    let sign = match spec.objective.direction {
+        Direction::Minimize => 1.0,
+        Direction::Maximize => -1.0,
+    };
+    ranked.sort_by(|a, b| {
+        let (a, b) = (a.objective.unwrap_or(0.0), b.objective.unwrap_or(0.0));
+        (sign * a).total_cmp(&(sign * b))
+    });
+    ranked
+}
+
+/// A trial as the algorithm sees it.
+pub fn history_record(trial: &Trial) -> TrialRecord {
+    let outcome = match trial.state {
+        TrialState::Pending | TrialState::Running => History::Pending,
+        TrialState::Succeeded => match trial.objective {
+            Some(value) => History::Completed(value),
+            None => History::Failed,
+        },
+        TrialState::EarlyStopped => History::Pruned {
+            value: trial.objective,
+            step: None,
+        },
+        TrialState::Failed | TrialState::MetricsUnavailable | TrialState::Killed => History::Failed,
+    };
+    TrialRecord {
+        index: trial.index,
+        assignment: trial.assignment.clone(),
+        outcome,
+    }
+}
+
+/// How many new trials may be started now: free parallel slots, capped by what is left of
+/// `maxTrialCount` (pending and running trials count as started).
+pub fn new_trial_slots(spec: &ExperimentSpec, counts: &Counts) -> u32 {
+    let free = spec.parallel_trial_count.saturating_sub(counts.active());
+    match spec.max_trial_count {
+        Some(max) => free.min(max.saturating_sub(counts.total())),
+        None => free,
+    }
+}
+
+/// Why an experiment ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    /// More than `maxFailedTrialCount` trials failed.
+    MaxFailedTrialsReached,
+    /// A trial reached the objective's goal.
+    GoalReached,
+    /// `maxTrialCount` trials finished.
+    MaxTrialsReached,
+    /// The algorithm has nothing left to suggest and every trial finished.
+    SearchSpaceExhausted,
+}
+
+impl Completion {
+    /// The experiment's final state.
+    pub fn state(self) -> ExperimentState {
+        match self {
+            Completion::MaxFailedTrialsReached => ExperimentState::Failed,
+            _ => ExperimentState::Succeeded,
+        }
+    }
+
+    /// The stored reason (Katib's names without the `Experiment` prefix).
+    pub fn reason(self) -> &'static str {
+        match self {
+            Completion::MaxFailedTrialsReached => "MaxFailedTrialsReached",
+            Completion::GoalReached => "GoalReached",
+            Completion::MaxTrialsReached => "MaxTrialsReached",
+            Completion::SearchSpaceExhausted => "SearchSpaceExhausted",
+        }
+    }
+
+    /// Whether trials still running should be stopped (they can no longer change the result).
+    pub fn stops_running_trials(self) -> bool {
+        matches!(
+            self,
+            Completion::MaxFailedTrialsReached | Completion::GoalReached
+        )
+    }
+
+    /// A sentence for people.
+    pub fn message(self, spec: &ExperimentSpec, counts: &Counts) -> String {
+        match self {
+            Completion::MaxFailedTrialsReached => format!(
+                "{} trials failed, more than maxFailedTrialCount ({})",
+                counts.failures(),
+                spec.max_failed_trial_count.unwrap_or(0)
+            ),
+            Completion::GoalReached => format!(
+                "a trial reached the goal {} {}",
+                spec.objective.metric,
+                spec.objective
+                    .goal
+                    .map(|g| g.to_string())
+                    .unwrap_or_default()
+            ),
+            Completion::MaxTrialsReached => format!(
+                "maxTrialCount ({}) trials finished",
+                spec.max_trial_count.unwrap_or(0)
+            ),
+            Completion::SearchSpaceExhausted => {
+                "search space exhausted: every grid point was tried".to_string()
+            }
+        }
+    }
+}
+
+/// Whether the experiment is over, and why. `best` is the best objective so far; `exhausted`
+/// says the algorithm can suggest nothing more.
+pub fn completion(
+    spec: &ExperimentSpec,
+    counts: &Counts,
+    best: Option<f64>,
+    exhausted: bool,
+) -> Option<Completion> {
+    if let Some(max_failed) = spec.max_failed_trial_count
+        && counts.failures() > max_failed
+    {
+        return Some(Completion::MaxFailedTrialsReached);
+    }
+    if best.is_some_and(|b| goal_reached(&spec.objective, b)) {
+        return Some(Completion::GoalReached);
+    }
+    if let Some(max) = spec.max_trial_count
+        && counts.finished() >= max
+        && counts.active() == 0
+    {
+        return Some(Completion::MaxTrialsReached);
+    }
+    if exhausted && counts.active() == 0 {
+        return Some(Completion::SearchSpaceExhausted);
+    }
+    None
+}
+
+/// Why the engine stopped a trial, for [`trial_outcome`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopCause {
+    /// The user interrupted the run.
+    Interrupted,
+    /// The experiment finished while the trial ran.
+    ExperimentFinished(String),
+}
+
+/// The message stored on trials stopped by an interruption; such trials run again on resume.
+pub const INTERRUPTED: &str = "interrupted before it finished";
+
+/// The final state of a trial from how its run ended and its objective value.
+pub fn trial_outcome(
+    exit: &TrialExit,
+    objective: Option<f64>,
+    metric: &str,
+    cause: Option<&StopCause>,
+) -> (TrialState, String) {
+    match exit {
+        TrialExit::Exited(0) => match objective {
+            Some(value) => (TrialState::Succeeded, format!("{metric} = {value}")),
+            None => (
+                TrialState::MetricsUnavailable,
+                format!("exited 0 without reporting the objective metric `{metric}`"),
+            ),
+        },
+        TrialExit::Exited(code) => (TrialState::Failed, format!("exited with code {code}")),
+        TrialExit::Signaled(signal) => (TrialState::Failed, format!("killed by signal {signal}")),
+        TrialExit::TimedOut(limit) => (
+            TrialState::Killed,
+            format!("timed out after {}", humantime::format_duration(*limit)),
+        ),
+        TrialExit::Cancelled => match cause {
+            Some(StopCause::ExperimentFinished(why)) => {
+                (TrialState::Killed, format!("stopped: {why}"))
+            }
+            Some(StopCause::Interrupted) | None => (TrialState::Killed, INTERRUPTED.to_string()),
+        },
+        TrialExit::SpawnFailed(why) => (TrialState::Failed, why.clone()),
+    }
+}

@@ -1,0 +1,147 @@
+//! Running one trial: the executor's output goes through the collector into the store while
+//! the process runs, in batches; at the end the objective is computed from what the store
+//! holds. The engine decides the trial's final state from the returned [`Execution`].
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::EngineError;
+use super::rules;
+use crate::collector::Collector;
+use crate::collector::tail::FileTail;
+use crate::executor::{Executor, ExecutorEvent, TrialExit, TrialJob};
+use crate::spec::{CollectorKind, ExperimentSpec};
+use crate::store::{Observation, Store};
+
+/// Observations are written when this many are buffered...
+const FLUSH_COUNT: usize = 512;
+/// ...or this often, whichever comes first; the metrics file is polled at the same pace.
+const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
+
+/// What a finished trial run produced.
+#[derive(Debug)]
+pub struct Execution {
+    /// How the process ended.
+    pub exit: TrialExit,
+    /// The objective value per the metric strategy, if the metric was reported.
+    pub objective: Option<f64>,
+}
+
+/// One trial to run.
+pub struct TrialRun {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The executor.
+    pub executor: Arc<dyn Executor>,
+    /// The experiment.
+    pub spec: Arc<ExperimentSpec>,
+    /// Store id of the experiment.
+    pub experiment_id: i64,
+    /// Store id of the trial.
+    pub trial_id: i64,
+    /// The rendered job.
+    pub job: TrialJob,
+    /// Metrics file to follow (File collector), resolved against the working directory.
+    pub metrics_file: Option<PathBuf>,
+    /// Stops the trial.
+    pub cancel: CancellationToken,
+}
+
+impl TrialRun {
+    /// Marks the trial Running, runs it, collects its metrics and computes its objective.
+    pub async fn execute(self) -> Result<Execution, EngineError> {
+        let TrialRun {
+            store,
+            executor,
+            spec,
+            experiment_id,
+            trial_id,
+            job,
+            metrics_file,
+            cancel,
+        } = self;
+        let collector = Collector::for_spec(&spec.metrics_collector)
+            .map_err(|e| EngineError::Internal(format!("metrics format does not compile: {e}")))?;
+        let stdout_collector = spec.metrics_collector.kind == CollectorKind::StdOut;
+        let mut collector = collector;
+        let mut tail = match (&metrics_file, spec.metrics_collector.kind) {
+            (Some(path), CollectorKind::File) => {
+                // A file left by an earlier trial must not be read as this one's metrics.
+                match tokio::fs::remove_file(path).await {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Ok(Execution {
+                            exit: TrialExit::SpawnFailed(format!(
+                                "cannot clear the metrics file {}: {e}",
+                                path.display()
+                            )),
+                            objective: None,
+                        });
+                    }
+                }
+                Some(FileTail::new(path.clone()))
+            }
+            _ => None,
+        };
+
+        store.start_trial(trial_id, experiment_id).await?;
+        let (events_tx, mut events) = mpsc::channel(1024);
+        let run = executor.run(job, events_tx, cancel);
+        tokio::pin!(run);
+        let mut ticker = tokio::time::interval(FLUSH_INTERVAL);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut buffer: Vec<Observation> = Vec::new();
+        let mut exit = None;
+        let mut events_open = true;
+        while exit.is_none() || events_open {
+            tokio::select! {
+                finished = &mut run, if exit.is_none() => exit = Some(finished),
+                event = events.recv(), if events_open => match event {
+                    Some(ExecutorEvent::Line(line)) if stdout_collector => {
+                        if let Some(c) = collector.as_mut() {
+                            c.observe(&line, &mut buffer);
+                        }
+                        if buffer.len() >= FLUSH_COUNT {
+                            store.add_observations(trial_id, &buffer).await?;
+                            buffer.clear();
+                        }
+                    }
+                    Some(_) => {}
+                    None => events_open = false,
+                },
+                _ = ticker.tick() => {
+                    if let (Some(tail), Some(c)) = (tail.as_mut(), collector.as_mut()) {
+                        for line in tail.poll().await.unwrap_or_default() {
+                            c.observe(&line, &mut buffer);
+                        }
+                    }
+                    store.add_observations(trial_id, &buffer).await?;
+                    buffer.clear();
+                }
+            }
+        }
+        if let (Some(tail), Some(c)) = (tail.as_mut(), collector.as_mut()) {
+            match tail.finish().await {
+                Ok(lines) => lines.iter().for_each(|line| c.observe(line, &mut buffer)),
+                Err(e) => tracing::warn!("cannot read metrics file {}: {e}", tail.path().display()),
+            }
+        }
+        store.add_observations(trial_id, &buffer).await?;
+
+        let metric = &spec.objective.metric;
+        let values = store.observations(trial_id, Some(metric)).await?;
+        let objective = rules::reduce(
+            rules::strategy_for(&spec.objective, metric),
+            values.iter().map(|o| o.value),
+        );
+        Ok(Execution {
+            exit: exit.unwrap_or(TrialExit::Cancelled),
+            objective,
+        })
+    }
+}

@@ -1,0 +1,77 @@
+//! Executors run a trial somewhere and stream its output back.
+//!
+//! The engine hands an executor a [`TrialJob`] (the rendered command, environment, limits) and
+//! a channel; the executor reports [`ExecutorEvent`]s (the process started, a line of output)
+//! as they happen and returns how the trial ended as a [`TrialExit`]. Deciding what that means
+//! (Succeeded, Failed, MetricsUnavailable, ...) is the engine's job, not the executor's.
+//!
+//! [`local::LocalExecutor`] runs trials as child processes on this machine.
+
+pub mod local;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Everything needed to run one trial.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrialJob {
+    /// The experiment's name (exported as `TUNEFLOW_EXPERIMENT`).
+    pub experiment: String,
+    /// The trial's name (exported as `TUNEFLOW_TRIAL_NAME`).
+    pub trial_name: String,
+    /// The argv, placeholders already substituted. Never run through a shell.
+    pub command: Vec<String>,
+    /// Environment variables added to the inherited environment.
+    pub env: Vec<(String, String)>,
+    /// Directory the trial runs in.
+    pub working_dir: PathBuf,
+    /// Wall-clock limit.
+    pub timeout: Option<Duration>,
+    /// File that receives the trial's stdout and stderr.
+    pub log_path: PathBuf,
+}
+
+/// What an executor reports while a trial runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExecutorEvent {
+    /// The trial's process started with this id (also its process group id).
+    Started {
+        /// Process id.
+        pid: u32,
+    },
+    /// One line the trial wrote (stdout or stderr), without its newline, cut to
+    /// [`crate::collector::MAX_LINE_BYTES`].
+    Line(String),
+}
+
+/// How a trial's run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrialExit {
+    /// The process exited with this code.
+    Exited(i32),
+    /// The process was killed by this signal (not by us).
+    Signaled(i32),
+    /// The timeout passed; the process group was killed.
+    TimedOut(Duration),
+    /// The run was cancelled (experiment ended, user interrupt); the process group was killed.
+    Cancelled,
+    /// The process could not be started.
+    SpawnFailed(String),
+}
+
+/// Runs trials.
+#[async_trait]
+pub trait Executor: Send + Sync {
+    /// Runs `job` to its end, sending events to `events` while it runs. Cancelling `cancel`
+    /// stops the trial (and everything it started) and returns [`TrialExit::Cancelled`].
+    async fn run(
+        &self,
+        job: TrialJob,
+        events: mpsc::Sender<ExecutorEvent>,
+        cancel: CancellationToken,
+    ) -> TrialExit;
+}

@@ -1,0 +1,399 @@
+//! The tracking store: the single source of truth for experiments, trials, observations and
+//! their state changes.
+//!
+//! Everything the engine decides is written here *before* it is acted on: a suggestion becomes
+//! a trial row before its process starts, a final state is committed before the next trial is
+//! scheduled. A restarted `tuneflow run` therefore rebuilds its whole view from the store, and
+//! the algorithms need nothing else (their state is the history).
+//!
+//! [`Store`] is the interface every backend implements; [`sqlite::SqliteStore`] is the embedded
+//! default. [`open`] picks the backend from a store URL.
+
+pub mod sqlite;
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use tuneflow_algorithms::Assignment;
+
+use crate::spec::ExperimentSpec;
+
+/// Microseconds since the Unix epoch, UTC: the store's one time unit.
+pub type Micros = i64;
+
+/// The current time in [`Micros`].
+pub fn now_micros() -> Micros {
+    chrono::Utc::now().timestamp_micros()
+}
+
+/// The lifecycle of an experiment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ExperimentState {
+    /// Stored, not started yet.
+    Created,
+    /// Trials are being suggested and run.
+    Running,
+    /// Finished normally: max trials, goal reached, or search space exhausted.
+    Succeeded,
+    /// Finished because too many trials failed.
+    Failed,
+    /// Stopped by the user (Ctrl-C) or a crash; running it again resumes it.
+    Interrupted,
+}
+
+/// The lifecycle of a trial (Katib's states).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TrialState {
+    /// Stored, not started.
+    Pending,
+    /// Its process (or client) is working on it.
+    Running,
+    /// Finished with a value for the objective metric.
+    Succeeded,
+    /// Its process exited non-zero or could not start.
+    Failed,
+    /// Finished without reporting the objective metric.
+    MetricsUnavailable,
+    /// Stopped by an early-stopping rule.
+    EarlyStopped,
+    /// Stopped by a timeout, the experiment ending, or the user.
+    Killed,
+}
+
+impl TrialState {
+    /// Every state, in lifecycle order.
+    pub const ALL: [TrialState; 7] = [
+        TrialState::Pending,
+        TrialState::Running,
+        TrialState::Succeeded,
+        TrialState::Failed,
+        TrialState::MetricsUnavailable,
+        TrialState::EarlyStopped,
+        TrialState::Killed,
+    ];
+
+    /// True once the trial will not change any more.
+    pub fn is_final(self) -> bool {
+        !matches!(self, TrialState::Pending | TrialState::Running)
+    }
+
+    /// True for the states Katib counts as failed (Failed and MetricsUnavailable).
+    pub fn is_failure(self) -> bool {
+        matches!(self, TrialState::Failed | TrialState::MetricsUnavailable)
+    }
+}
+
+/// Both state enums are stored as their names.
+macro_rules! state_names {
+    ($ty:ty, $($variant:ident),+) => {
+        impl $ty {
+            /// The state's name as stored and printed.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => stringify!($variant)),+ }
+            }
+        }
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl std::str::FromStr for $ty {
+            type Err = StoreError;
+            fn from_str(s: &str) -> Result<Self, StoreError> {
+                match s {
+                    $(stringify!($variant) => Ok(Self::$variant),)+
+                    other => Err(StoreError::Corrupt(format!(
+                        "unknown {} `{other}`", stringify!($ty)
+                    ))),
+                }
+            }
+        }
+    };
+}
+state_names!(
+    ExperimentState,
+    Created,
+    Running,
+    Succeeded,
+    Failed,
+    Interrupted
+);
+state_names!(
+    TrialState,
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    MetricsUnavailable,
+    EarlyStopped,
+    Killed
+);
+
+/// An experiment as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Experiment {
+    /// Store-internal id.
+    #[serde(skip)]
+    pub id: i64,
+    /// Its unique name.
+    pub name: String,
+    /// The validated spec.
+    pub spec: ExperimentSpec,
+    /// The seed its algorithm uses (`random_state`, or drawn when not set).
+    pub seed: u64,
+    /// Current state.
+    pub state: ExperimentState,
+    /// Why it is in that state (e.g. `MaxTrialsReached`).
+    pub reason: Option<String>,
+    /// Human-readable detail.
+    pub message: Option<String>,
+    /// When it was stored.
+    pub created_at: Micros,
+    /// When it last started running.
+    pub started_at: Option<Micros>,
+    /// When it finished.
+    pub completed_at: Option<Micros>,
+}
+
+/// A trial as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trial {
+    /// Store-internal id.
+    pub id: i64,
+    /// Position in the experiment: 0, 1, 2, ... with no gaps.
+    pub index: u64,
+    /// Unique name within the experiment.
+    pub name: String,
+    /// Current state.
+    pub state: TrialState,
+    /// Parameter values, in the order of the experiment's search space.
+    pub assignment: Assignment,
+    /// The objective value per the metric strategy, once known.
+    pub objective: Option<f64>,
+    /// Why it is in its state (exit code, timeout, ...).
+    pub message: Option<String>,
+    /// How many times it was started (a trial interrupted by a crash is run again).
+    pub attempts: u32,
+    /// When it was suggested.
+    pub created_at: Micros,
+    /// When it last started.
+    pub started_at: Option<Micros>,
+    /// When it reached a final state.
+    pub completed_at: Option<Micros>,
+}
+
+/// A new trial to record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTrial {
+    /// Its index (see [`Trial::index`]).
+    pub index: u64,
+    /// Its name.
+    pub name: String,
+    /// Its parameter values.
+    pub assignment: Assignment,
+}
+
+/// One reported value of one metric.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Observation {
+    /// Metric name.
+    pub metric: String,
+    /// Step (epoch, iteration) it was reported at.
+    pub step: i64,
+    /// The value (always finite).
+    pub value: f64,
+    /// When it was reported.
+    pub timestamp: Micros,
+}
+
+/// The final fields of a trial, written in one update.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrialOutcome {
+    /// The final state.
+    pub state: TrialState,
+    /// The objective value, if any.
+    pub objective: Option<f64>,
+    /// Why.
+    pub message: Option<String>,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The store could not be opened or reached.
+    #[error("cannot open store {location}: {source}")]
+    Open {
+        /// Where it was looked for.
+        location: String,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The store URL is not understood.
+    #[error("unsupported store URL `{0}`")]
+    Url(String),
+    /// Applying the schema migrations failed.
+    #[error("cannot migrate store schema: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// An experiment with this name exists already.
+    #[error("an experiment named `{0}` already exists in the store")]
+    AlreadyExists(String),
+    /// No experiment with this name.
+    #[error("no experiment named `{0}` in the store")]
+    NotFound(String),
+    /// A stored value could not be read back.
+    #[error("the store holds unreadable data: {0}")]
+    Corrupt(String),
+    /// A query failed (locked database, read-only file, lost connection, ...).
+    #[error("store query failed: {0}")]
+    Query(#[from] sqlx::Error),
+}
+
+/// The interface every store backend implements.
+///
+/// Implementations must make each method atomic: a failed call leaves no partial rows.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Records a new experiment in state [`ExperimentState::Created`].
+    async fn create_experiment(
+        &self,
+        spec: &ExperimentSpec,
+        document: &str,
+        seed: u64,
+    ) -> Result<Experiment, StoreError>;
+
+    /// The experiment called `name`, if any.
+    async fn experiment(&self, name: &str) -> Result<Option<Experiment>, StoreError>;
+
+    /// Every experiment, oldest first.
+    async fn experiments(&self) -> Result<Vec<Experiment>, StoreError>;
+
+    /// Replaces the stored spec and document of an experiment (a resumed run may raise its
+    /// trial limits).
+    async fn update_spec(
+        &self,
+        experiment_id: i64,
+        spec: &ExperimentSpec,
+        document: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Deletes an experiment with its trials, observations and events. False if absent.
+    async fn delete_experiment(&self, name: &str) -> Result<bool, StoreError>;
+
+    /// Sets an experiment's state, reason and message, stamping start/completion times, and
+    /// records an event.
+    async fn set_experiment_state(
+        &self,
+        experiment_id: i64,
+        state: ExperimentState,
+        reason: Option<&str>,
+        message: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    /// Marks the experiment as run by `owner` unless another live owner holds it; returns the
+    /// current owner when the claim fails. `is_alive` says whether a stored owner still runs.
+    async fn claim_experiment(
+        &self,
+        experiment_id: i64,
+        owner: &str,
+        is_alive: for<'a> fn(&'a str) -> bool,
+    ) -> Result<Option<String>, StoreError>;
+
+    /// Releases the claim made by `owner`.
+    async fn release_experiment(&self, experiment_id: i64, owner: &str) -> Result<(), StoreError>;
+
+    /// Records new trials in state [`TrialState::Pending`], all or none. Fails if an index or
+    /// name is taken, so the same trial can never be recorded twice.
+    async fn create_trials(
+        &self,
+        experiment_id: i64,
+        trials: &[NewTrial],
+    ) -> Result<Vec<Trial>, StoreError>;
+
+    /// Every trial of an experiment, by index.
+    async fn trials(&self, experiment_id: i64) -> Result<Vec<Trial>, StoreError>;
+
+    /// Marks a trial Running, counts the attempt and stamps its start.
+    async fn start_trial(&self, trial_id: i64, experiment_id: i64) -> Result<(), StoreError>;
+
+    /// Writes a trial's final state.
+    async fn finish_trial(
+        &self,
+        trial_id: i64,
+        experiment_id: i64,
+        outcome: &TrialOutcome,
+    ) -> Result<(), StoreError>;
+
+    /// Puts an unfinished trial back to Pending and drops its observations, so it can run
+    /// again from the start (after a crash or an interruption).
+    async fn requeue_trial(&self, trial_id: i64, experiment_id: i64) -> Result<(), StoreError>;
+
+    /// Appends observations to a trial in one transaction.
+    async fn add_observations(
+        &self,
+        trial_id: i64,
+        observations: &[Observation],
+    ) -> Result<(), StoreError>;
+
+    /// A trial's observations, of one metric or all, ordered by step then time.
+    async fn observations(
+        &self,
+        trial_id: i64,
+        metric: Option<&str>,
+    ) -> Result<Vec<Observation>, StoreError>;
+}
+
+/// Where a store lives, parsed from a URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// An SQLite database file.
+    Sqlite(PathBuf),
+}
+
+impl StoreLocation {
+    /// Parses `sqlite://PATH`, `sqlite:PATH` or a plain file path.
+    pub fn parse(url: &str) -> Result<StoreLocation, StoreError> {
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            if path.is_empty() {
+                return Err(StoreError::Url(format!(
+                    "{url} (no path; write sqlite://path/to/tuneflow.db)"
+                )));
+            }
+            return Ok(StoreLocation::Sqlite(PathBuf::from(path)));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Err(StoreError::Url(format!(
+                "{url}: the PostgreSQL store is not available in this version of tuneflow; use sqlite://PATH"
+            )));
+        }
+        if url.contains("://") {
+            return Err(StoreError::Url(format!(
+                "{url}: expected sqlite://PATH or a file path"
+            )));
+        }
+        Ok(StoreLocation::Sqlite(PathBuf::from(url)))
+    }
+
+    /// The directory beside the store where trial logs go.
+    pub fn logs_dir(&self) -> PathBuf {
+        match self {
+            StoreLocation::Sqlite(path) => path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .join("logs"),
+        }
+    }
+}
+
+/// Opens (creating and migrating when needed) the store at `location`.
+pub async fn open(location: &StoreLocation) -> Result<Box<dyn Store>, StoreError> {
+    match location {
+        StoreLocation::Sqlite(path) => Ok(Box::new(sqlite::SqliteStore::open(path).await?)),
+    }
+}

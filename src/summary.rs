@@ -1,0 +1,172 @@
+//! Read-only views of stored experiments and trials, shaped for people and scripts alike:
+//! the CLI prints them as tables or JSON (and the REST API will serve the same shapes).
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::engine::rules::{self, Counts};
+use crate::spec::ExperimentSpec;
+use crate::store::{Experiment, Micros, Trial};
+
+/// Formats a store timestamp as RFC 3339 with microseconds, UTC.
+pub fn timestamp(micros: Micros) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+        .unwrap_or_default()
+}
+
+fn timestamp_opt(micros: Option<Micros>) -> Option<String> {
+    micros.map(timestamp)
+}
+
+/// A trial's parameters as a JSON object in space order.
+pub fn parameters(spec: &ExperimentSpec, trial: &Trial) -> Map<String, Value> {
+    spec.space
+        .parameters
+        .iter()
+        .zip(&trial.assignment)
+        .map(|(p, v)| (p.name.clone(), serde_json::to_value(v).unwrap_or_default()))
+        .collect()
+}
+
+/// One trial.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrialSummary {
+    /// Trial name.
+    pub name: String,
+    /// Position in the experiment.
+    pub index: u64,
+    /// State name.
+    pub state: String,
+    /// Objective value, if known.
+    pub objective: Option<f64>,
+    /// Parameter values.
+    pub parameters: Map<String, Value>,
+    /// Why it is in its state.
+    pub message: Option<String>,
+    /// Times it was started.
+    pub attempts: u32,
+    /// When it was suggested.
+    pub created_at: String,
+    /// When it last started.
+    pub started_at: Option<String>,
+    /// When it finished.
+    pub completed_at: Option<String>,
+    /// Run time in seconds, once finished.
+    pub duration_seconds: Option<f64>,
+}
+
+impl TrialSummary {
+    /// The view of `trial`.
+    pub fn new(spec: &ExperimentSpec, trial: &Trial) -> TrialSummary {
+        TrialSummary {
+            name: trial.name.clone(),
+            index: trial.index,
+            state: trial.state.to_string(),
+            objective: trial.objective,
+            parameters: parameters(spec, trial),
+            message: trial.message.clone(),
+            attempts: trial.attempts,
+            created_at: timestamp(trial.created_at),
+            started_at: timestamp_opt(trial.started_at),
+            completed_at: timestamp_opt(trial.completed_at),
+            duration_seconds: trial
+                .started_at
+                .zip(trial.completed_at)
+                .map(|(s, c)| (c - s) as f64 / 1e6),
+        }
+    }
+}
+
+/// The best trial of an experiment.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BestTrial {
+    /// Experiment name.
+    pub experiment: String,
+    /// Trial name.
+    pub trial: String,
+    /// Objective metric name.
+    pub metric: String,
+    /// Objective direction.
+    pub direction: tuneflow_algorithms::Direction,
+    /// Its objective value.
+    pub objective: f64,
+    /// Its parameters.
+    pub parameters: Map<String, Value>,
+}
+
+impl BestTrial {
+    /// The best succeeded trial, if any.
+    pub fn of(experiment: &Experiment, trials: &[Trial]) -> Option<BestTrial> {
+        let spec = &experiment.spec;
+        let best = rules::best_trial(spec, trials)?;
+        Some(BestTrial {
+            experiment: experiment.name.clone(),
+            trial: best.name.clone(),
+            metric: spec.objective.metric.clone(),
+            direction: spec.objective.direction,
+            objective: best.objective?,
+            parameters: parameters(spec, best),
+        })
+    }
+}
+
+/// One experiment with its trial counts and best trial.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExperimentSummary {
+    /// Name.
+    pub name: String,
+    /// State name.
+    pub state: String,
+    /// Why it is in that state.
+    pub reason: Option<String>,
+    /// Detail.
+    pub message: Option<String>,
+    /// Algorithm name.
+    pub algorithm: String,
+    /// Seed the algorithm uses.
+    pub seed: u64,
+    /// Trials per state.
+    pub trials: Counts,
+    /// `maxTrialCount`, if set.
+    pub max_trial_count: Option<u32>,
+    /// The best trial.
+    pub best: Option<BestTrial>,
+    /// When it was stored.
+    pub created_at: String,
+    /// When it last started.
+    pub started_at: Option<String>,
+    /// When it finished.
+    pub completed_at: Option<String>,
+}
+
+impl ExperimentSummary {
+    /// The view of `experiment` with its `trials`.
+    pub fn new(experiment: &Experiment, trials: &[Trial]) -> ExperimentSummary {
+        ExperimentSummary {
+            name: experiment.name.clone(),
+            state: experiment.state.to_string(),
+            reason: experiment.reason.clone(),
+            message: experiment.message.clone(),
+            algorithm: experiment.spec.algorithm.name.clone(),
+            seed: experiment.seed,
+            trials: Counts::of(trials),
+            max_trial_count: experiment.spec.max_trial_count,
+            best: BestTrial::of(experiment, trials),
+            created_at: timestamp(experiment.created_at),
+            started_at: timestamp_opt(experiment.started_at),
+            completed_at: timestamp_opt(experiment.completed_at),
+        }
+    }
+}
+
+/// Formats a JSON parameter value for a table cell (strings without quotes).
+pub fn cell(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}

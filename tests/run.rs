@@ -1,0 +1,299 @@
+//! `tuneflow run` end to end: real processes, real store.
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::{World, experiment, text};
+use serde_json::Value;
+
+/// A trial program: prints the objective (x - 1)^2 + y after a short pause.
+const QUADRATIC: &str = r#"#!/bin/sh
+sleep "${DELAY:-0}"
+echo "starting $TUNEFLOW_TRIAL_NAME"
+awk -v x="$1" -v y="$2" 'BEGIN { printf "epoch=1 loss=%f\n", (x - 1) ^ 2 + y + 1; printf "epoch=2 loss=%f\n", (x - 1) ^ 2 + y }'
+"#;
+
+fn quadratic_experiment(name: &str, algorithm: &str, max: u32, parallel: u32) -> String {
+    experiment(
+        name,
+        &format!(
+            r#"objective:
+  type: minimize
+  objectiveMetricName: loss
+algorithm:
+  algorithmName: {algorithm}
+parallelTrialCount: {parallel}
+maxTrialCount: {max}
+maxFailedTrialCount: 3
+parameters:
+  - name: x
+    parameterType: double
+    feasibleSpace: {{min: "-2", max: "4"}}
+  - name: y
+    parameterType: double
+    feasibleSpace: {{min: 0, max: 1}}
+trialTemplate:
+  command: ["sh", "quadratic.sh", "${{parameters.x}}", "${{parameters.y}}"]
+  env:
+    - name: DELAY
+      value: "0.05"
+"#
+        ),
+    )
+}
+
+fn micros(t: &Value, field: &str) -> i64 {
+    let text = t[field].as_str().expect("timestamp");
+    chrono::DateTime::parse_from_rfc3339(text)
+        .expect("RFC 3339")
+        .timestamp_micros()
+}
+
+#[test]
+fn random_experiment_stores_every_trial_and_best_is_the_minimum() {
+    let world = World::new();
+    world.write("quadratic.sh", QUADRATIC);
+    let file = world.write("exp.yaml", &quadratic_experiment("rand30", "random", 30, 4));
+    let output = world.run(&["run", file.to_str().expect("path")]);
+    assert!(output.status.success(), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("best trial: rand30-"), "{stdout}");
+
+    let trials = world.trials("rand30");
+    assert_eq!(trials.len(), 30);
+    let names: HashSet<_> = trials
+        .iter()
+        .map(|t| t["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names.len(), 30, "trial names are unique");
+    for trial in &trials {
+        assert_eq!(trial["state"], "Succeeded", "{trial}");
+        let x = trial["parameters"]["x"].as_f64().expect("x");
+        let y = trial["parameters"]["y"].as_f64().expect("y");
+        assert!((-2.0..=4.0).contains(&x) && (0.0..=1.0).contains(&y));
+        // min strategy over the two reported epochs: the second, smaller value.
+        let expected = (x - 1.0).powi(2) + y;
+        let objective = trial["objective"].as_f64().expect("objective");
+        assert!(
+            (objective - expected).abs() < 1e-4,
+            "{objective} vs {expected}"
+        );
+    }
+
+    // Observations are stored with their steps.
+    let detail = world.json(&["trial", "rand30", "rand30-0007"]);
+    let observations = detail["observations"].as_array().expect("observations");
+    let steps: Vec<i64> = observations
+        .iter()
+        .map(|o| o["step"].as_i64().expect("step"))
+        .collect();
+    assert_eq!(steps, vec![1, 2]);
+    assert!(observations.iter().all(|o| o["metric"] == "loss"));
+
+    // Never more than parallelTrialCount trials at once, and really in parallel.
+    let mut edges: Vec<(i64, i32)> = Vec::new();
+    for t in &trials {
+        edges.push((micros(t, "startedAt"), 1));
+        edges.push((micros(t, "completedAt"), -1));
+    }
+    edges.sort();
+    let (mut running, mut peak) = (0, 0);
+    for (_, delta) in edges {
+        running += delta;
+        peak = peak.max(running);
+    }
+    assert!(peak <= 4, "peak concurrency {peak}");
+    assert!(peak >= 2, "trials ran one at a time");
+
+    let best = world.json(&["best", "rand30"]);
+    let minimum = trials
+        .iter()
+        .map(|t| t["objective"].as_f64().expect("objective"))
+        .fold(f64::INFINITY, f64::min);
+    assert_eq!(best["objective"].as_f64(), Some(minimum));
+    let summary = world.experiment("rand30");
+    assert_eq!(summary["state"], "Succeeded");
+    assert_eq!(summary["reason"], "MaxTrialsReached");
+}
+
+#[test]
+fn grid_runs_every_point_once_then_reports_exhaustion() {
+    let world = World::new();
+    world.write("echo.sh", "#!/bin/sh\necho \"loss=$1\"\n");
+    let file = world.write(
+        "grid.yaml",
+        &experiment(
+            "grid12",
+            r#"objective: {type: minimize, objectiveMetricName: loss}
+algorithm: {algorithmName: grid}
+parallelTrialCount: 3
+maxTrialCount: 50
+parameters:
+  - name: a
+    parameterType: int
+    feasibleSpace: {min: "1", max: "3"}
+  - name: b
+    parameterType: categorical
+    feasibleSpace: {list: [w, x, y, z]}
+trialTemplate:
+  command: ["sh", "echo.sh", "${parameters.a}", "${parameters.b}"]
+"#,
+        ),
+    );
+    let output = world.run(&["run", file.to_str().expect("path")]);
+    assert!(output.status.success(), "{}", text(&output));
+    let trials = world.trials("grid12");
+    assert_eq!(trials.len(), 12);
+    let points: HashSet<String> = trials
+        .iter()
+        .map(|t| format!("{}/{}", t["parameters"]["a"], t["parameters"]["b"]))
+        .collect();
+    assert_eq!(points.len(), 12, "every grid point exactly once");
+    let summary = world.experiment("grid12");
+    assert_eq!(summary["state"], "Succeeded");
+    assert_eq!(summary["reason"], "SearchSpaceExhausted");
+}
+
+#[test]
+fn too_many_failures_fail_the_experiment() {
+    let world = World::new();
+    world.write("fail.sh", "#!/bin/sh\necho 'loss=1'\nexit 3\n");
+    let file = world.write(
+        "fail.yaml",
+        &experiment(
+            "failing",
+            r#"objective: {type: minimize, objectiveMetricName: loss}
+algorithm: {algorithmName: random}
+parallelTrialCount: 1
+maxTrialCount: 10
+maxFailedTrialCount: 2
+parameters:
+  - {name: x, parameterType: double, feasibleSpace: {min: 0, max: 1}}
+trialTemplate:
+  command: ["sh", "fail.sh", "${parameters.x}"]
+"#,
+        ),
+    );
+    let output = world.run(&["run", file.to_str().expect("path")]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let summary = world.experiment("failing");
+    assert_eq!(summary["state"], "Failed");
+    assert_eq!(summary["reason"], "MaxFailedTrialsReached");
+    let trials = world.trials("failing");
+    assert_eq!(trials.len(), 3, "stops at the third failure");
+    assert!(trials.iter().all(|t| t["state"] == "Failed"));
+    assert_eq!(trials[0]["message"], "exited with code 3");
+}
+
+#[test]
+fn a_timeout_kills_the_whole_process_group() {
+    let world = World::new();
+    // The trial starts a grandchild that would outlive a plain kill of the child.
+    world.write(
+        "hang.sh",
+        "#!/bin/sh\nsleep 300 &\necho $! > \"grandchild-$TUNEFLOW_TRIAL_NAME.pid\"\necho 'loss=1'\nsleep 300\n",
+    );
+    let file = world.write(
+        "hang.yaml",
+        &experiment(
+            "hanging",
+            r#"objective: {type: minimize, objectiveMetricName: loss}
+algorithm: {algorithmName: random}
+parallelTrialCount: 2
+maxTrialCount: 2
+parameters:
+  - {name: x, parameterType: double, feasibleSpace: {min: 0, max: 1}}
+trialTemplate:
+  command: ["sh", "hang.sh", "${parameters.x}"]
+  timeout: 1s
+"#,
+        ),
+    );
+    let started = std::time::Instant::now();
+    let output = world.run(&["run", file.to_str().expect("path")]);
+    assert!(
+        started.elapsed().as_secs() < 30,
+        "the timeout was not enforced"
+    );
+    let trials = world.trials("hanging");
+    assert_eq!(trials.len(), 2, "{}", text(&output));
+    for trial in &trials {
+        assert_eq!(trial["state"], "Killed", "{trial}");
+        assert!(
+            trial["message"]
+                .as_str()
+                .expect("message")
+                .contains("timed out")
+        );
+        let name = trial["name"].as_str().expect("name");
+        let pid: u32 = std::fs::read_to_string(world.path(&format!("grandchild-{name}.pid")))
+            .expect("pid file")
+            .trim()
+            .parse()
+            .expect("pid");
+        assert!(
+            !common::process_alive(pid),
+            "grandchild {pid} of {name} survived"
+        );
+    }
+    // As in Katib, killed trials count toward maxTrialCount: the experiment ends normally.
+    assert_eq!(world.experiment("hanging")["reason"], "MaxTrialsReached");
+}
+
+#[test]
+fn trials_without_the_objective_or_with_a_missing_command_are_reported() {
+    let world = World::new();
+    world.write("noisy.sh", "#!/bin/sh\necho 'garbage ==== 12abc'\nhead -c 300000 /dev/zero | tr '\\0' 'x'\necho\necho 'accuracy=0.5'\n");
+    let file = world.write(
+        "noisy.yaml",
+        &experiment(
+            "noisy",
+            r#"objective: {type: minimize, objectiveMetricName: loss}
+algorithm: {algorithmName: random}
+parallelTrialCount: 1
+maxTrialCount: 2
+maxFailedTrialCount: 2
+parameters:
+  - {name: x, parameterType: double, feasibleSpace: {min: 0, max: 1}}
+trialTemplate:
+  command: ["sh", "noisy.sh", "${parameters.x}"]
+"#,
+        ),
+    );
+    let output = world.run(&["run", file.to_str().expect("path")]);
+    assert!(output.status.success(), "{}", text(&output));
+    let trials = world.trials("noisy");
+    assert!(
+        trials.iter().all(|t| t["state"] == "MetricsUnavailable"),
+        "{trials:?}"
+    );
+    let detail = world.json(&["trial", "noisy", "noisy-0000"]);
+    assert_eq!(detail["observations"][0]["metric"], "accuracy");
+
+    let file = world.write(
+        "missing.yaml",
+        &experiment(
+            "missing",
+            r#"objective: {type: minimize, objectiveMetricName: loss}
+algorithm: {algorithmName: random}
+parallelTrialCount: 1
+maxTrialCount: 3
+maxFailedTrialCount: 0
+parameters:
+  - {name: x, parameterType: double, feasibleSpace: {min: 0, max: 1}}
+trialTemplate:
+  command: ["./no-such-program", "${parameters.x}"]
+"#,
+        ),
+    );
+    let output = world.run(&["run", file.to_str().expect("path")]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let trials = world.trials("missing");
+    assert_eq!(trials.len(), 1);
+    let message = trials[0]["message"].as_str().expect("message");
+    assert!(
+        message.contains("cannot start `./no-such-program`"),
+        "{message}"
+    );
+}
