@@ -123,12 +123,10 @@ for epoch in range(1, 3):
     print(f"epoch={epoch} loss={abs(lr - 0.03) + abs(momentum - 0.7) + 1.0 / epoch:.6f}")
 "#,
     );
-    let local = original
-        .replace(
-            "/opt/pytorch-mnist/mnist.py",
-            &world.path("mnist.py").display().to_string(),
-        )
-        .replace("parallelTrialCount: 3", "parallelTrialCount: 3");
+    let local = original.replace(
+        "/opt/pytorch-mnist/mnist.py",
+        &world.path("mnist.py").display().to_string(),
+    );
     let file = world.write("random.yaml", &local);
     let output = world.run(&["run", file.to_str().expect("path")]);
     assert!(output.status.success(), "{}", text(&output));
@@ -250,4 +248,61 @@ fn a_locked_store_gives_a_clear_error_and_stays_consistent() {
     assert!(stderr.contains("hint:"), "{stderr}");
     // The earlier results are intact.
     assert_eq!(world.trials("store-trouble").len(), 3);
+}
+
+#[test]
+fn katib_file_collectors_follow_the_metrics_file_in_text_and_json() {
+    let world = World::new();
+    // A stand-in for Katib's mnist.py that writes its metrics to --log-path.
+    world.write(
+        "mnist.py",
+        r#"import json, sys
+args = dict(a[2:].split("=", 1) for a in sys.argv[1:] if "=" in a)
+lr, path = float(args["lr"]), args["log-path"]
+with open(path, "w") as log:
+    for epoch in range(1, 4):
+        accuracy = 0.5 + epoch * lr
+        if path.endswith(".json"):
+            log.write(json.dumps({"global_step": str(epoch), "accuracy": str(accuracy), "loss": 1 - accuracy}) + "\n")
+        else:
+            log.write("{metricName: accuracy, metricValue: %.4f}\n" % accuracy)
+        log.flush()
+print("accuracy=0.0001 on stdout is not the metrics source")
+"#,
+    );
+    for (example, extension) in [
+        ("file-metrics-collector-with-json-format.yaml", "json"),
+        ("file-metrics-collector.yaml", "log"),
+    ] {
+        let original = std::fs::read_to_string(katib_dir().join("metrics-collector").join(example))
+            .expect("example");
+        let log = world.path(&format!(
+            "metrics-${{trialParameters.learningRate}}.{extension}"
+        ));
+        let local = original
+            .replace(
+                "/opt/pytorch-mnist/mnist.py",
+                &world.path("mnist.py").display().to_string(),
+            )
+            .replace(
+                &format!("/katib/mnist.{extension}"),
+                &log.display().to_string(),
+            )
+            .replace("maxTrialCount: 12", "maxTrialCount: 4");
+        let file = world.write(example, &local);
+        let output = world.run(&["run", file.to_str().expect("path")]);
+        assert!(output.status.success(), "{example}: {}", text(&output));
+        let name = example.trim_end_matches(".yaml");
+        let trials = world.trials(name);
+        assert_eq!(trials.len(), 4);
+        for trial in &trials {
+            assert_eq!(trial["state"], "Succeeded", "{example}: {trial}");
+            let lr = trial["parameters"]["lr"].as_f64().expect("lr");
+            let objective = trial["objective"].as_f64().expect("objective");
+            assert!(
+                (objective - (0.5 + 3.0 * lr)).abs() < 1e-3,
+                "{example}: {objective} for lr {lr}"
+            );
+        }
+    }
 }

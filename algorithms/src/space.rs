@@ -153,12 +153,12 @@ fn check_domain(domain: &Domain) -> Result<(), String> {
                     "feasibleSpace.min ({min}) must not be greater than feasibleSpace.max ({max})"
                 ));
             }
-            if let Some(step) = step {
-                if !(step.is_finite() && *step > 0.0) {
-                    return Err(format!(
-                        "feasibleSpace.step must be a positive number, got {step}"
-                    ));
-                }
+            if let Some(step) = step
+                && !(step.is_finite() && *step > 0.0)
+            {
+                return Err(format!(
+                    "feasibleSpace.step must be a positive number, got {step}"
+                ));
             }
             if is_log(distribution) && *min <= 0.0 {
                 return Err(format!(
@@ -178,12 +178,12 @@ fn check_domain(domain: &Domain) -> Result<(), String> {
                     "feasibleSpace.min ({min}) must not be greater than feasibleSpace.max ({max})"
                 ));
             }
-            if let Some(step) = step {
-                if *step < 1 {
-                    return Err(format!(
-                        "feasibleSpace.step must be a positive integer, got {step}"
-                    ));
-                }
+            if let Some(step) = step
+                && *step < 1
+            {
+                return Err(format!(
+                    "feasibleSpace.step must be a positive integer, got {step}"
+                ));
             }
             if is_log(distribution) && *min < 1 {
                 return Err(format!(

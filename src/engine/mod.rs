@@ -500,8 +500,8 @@ impl LaunchContext<'_> {
             .trial_template
             .as_ref()
             .ok_or_else(|| "the experiment has no trialTemplate".to_string())?;
-        let rendered = template
-            .render(&TrialContext {
+        let rendered = spec
+            .render_trial(&TrialContext {
                 experiment: &spec.name,
                 namespace: spec.namespace.as_deref(),
                 trial_name: &trial.name,

@@ -14,9 +14,9 @@
 //! Unlike Katib, a relative metrics file path is accepted: local trials run in a working
 //! directory, and the path is taken relative to it.
 
-use super::document::Node;
+use super::document::{Node, Value};
 use super::model::{CollectorKind, FileFormat, FileSource, MetricsCollector};
-use super::trial::TemplateString;
+use super::placeholders::TemplateString;
 use super::walk::{Fields, Reader, error_at, index};
 
 const SPEC_FIELDS: &[&str] = &["collector", "source"];
@@ -211,7 +211,7 @@ fn metrics_format(reader: &mut Reader, node: &Node, path: &str) -> Option<Vec<St
     let list_path = fields.child("metricsFormat");
     let formats = reader.strings(fields.get("metricsFormat")?, &list_path)?;
     let items = match &fields.get("metricsFormat")?.value {
-        super::document::Value::List(items) => items,
+        Value::List(items) => items,
         _ => return None,
     };
     let mut valid = true;

@@ -4,10 +4,10 @@
 //! hands the engine an [`ExperimentSpec`], and this module is the one place that makes one.
 //! The document is read in three steps:
 //!
-//! 1. [`document`] parses the text (YAML, or JSON, which YAML 1.2 contains) into a small tree
+//! 1. `document` parses the text (YAML, or JSON, which YAML 1.2 contains) into a small tree
 //!    whose every node knows its line and column. The parser runs with limits on size, depth
 //!    and alias expansion, so hostile input is refused rather than exhausting memory.
-//! 2. [`validate`] walks that tree by hand with the field path in hand
+//! 2. `validate` walks that tree by hand, keeping the field path
 //!    (`spec.parameters[2].feasibleSpace.max`), applying Katib's webhook rules and tuneflow's
 //!    own, and collects *every* error instead of stopping at the first. Unknown fields are
 //!    errors with the nearest known name as a hint, since a misspelt optional field would
@@ -17,17 +17,19 @@
 //!
 //! Both tuneflow's `apiVersion: tuneflow.dev/v1alpha1` and Katib's `kubeflow.org/v1beta1` are
 //! accepted with Katib's field names and defaults. A Katib `trialSpec` that is a Job runs
-//! locally as its primary container's command (see [`katib`]). Trial templates are filled in
-//! per trial by [`TrialTemplate::render`] and [`ExperimentSpec::render_trial`].
+//! locally as its primary container's command (see the `katib` submodule). Trial templates
+//! are filled in per trial by [`TrialTemplate::render`] and [`ExperimentSpec::render_trial`].
 //!
 //! This module refers only to itself (`super::`) and to external crates, never to `crate::`.
 
+mod algorithm;
 mod collector;
 mod document;
 mod error;
 mod katib;
 pub mod model;
 mod parameters;
+mod placeholders;
 mod template;
 mod trial;
 mod validate;

@@ -146,7 +146,8 @@ pub struct MetricsCollector {
     /// `source.fileSystemPath`, for the File collector.
     pub file: Option<FileSource>,
     /// `source.filter.metricsFormat`: regexes with two groups (name, value). Empty means
-    /// Katib's default `name=value` format.
+    /// Katib's default `name=value` format. Braces that Go's regexp reads as literals (Katib's
+    /// examples use them) are already escaped, so `regex::Regex::new` accepts each one.
     pub metrics_format: Vec<String>,
 }
 

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use tuneflow_algorithms::{Distribution, Domain, Parameter, SearchSpace};
 
 use super::document::Node;
-use super::walk::{Fields, Reader, index};
+use super::walk::{Fields, Reader, error_at, index};
 
 const PARAMETER_FIELDS: &[&str] = &["name", "parameterType", "feasibleSpace"];
 const FEASIBLE_SPACE_FIELDS: &[&str] = &["min", "max", "step", "list", "distribution"];
@@ -88,106 +88,168 @@ fn parameter(reader: &mut Reader, node: &Node, path: &str) -> Option<Parameter> 
 fn numeric(reader: &mut Reader, space: &Fields<'_>, int: bool) -> Option<Domain> {
     let type_name = if int { "int" } else { "double" };
     if let Some(list) = space.get("list") {
-        let mut error = super::walk::error_at(
+        let error = error_at(
             list,
             space.child("list"),
             format!("a list is not allowed for {type_name} parameters"),
-        );
-        error.hint = Some(
-            "use parameterType discrete (numbers) or categorical (strings) to pick from a list"
-                .to_string(),
+        )
+        .with_hint(
+            "use parameterType discrete (numbers) or categorical (strings) to pick from a list",
         );
         reader.report(error);
     }
-    let read = |reader: &mut Reader, key: &str| -> Option<f64> {
-        let node = space.get(key)?;
-        if int {
-            reader.integer(node, &space.child(key)).map(|i| i as f64)
-        } else {
-            reader.number(node, &space.child(key))
-        }
-    };
     let min_node = reader.required(space, "min");
     let max_node = reader.required(space, "max");
-    let min = min_node.and_then(|_| read(reader, "min"));
-    let max = max_node.and_then(|_| read(reader, "max"));
-    let step = read(reader, "step");
-    let distribution = match space.get("distribution") {
-        Some(node) => match reader.choice(node, &space.child("distribution"), DISTRIBUTIONS)? {
-            "logUniform" => Distribution::LogUniform,
-            "normal" => Distribution::Normal,
-            "logNormal" => Distribution::LogNormal,
-            _ => Distribution::Uniform,
+    // An unknown distribution is reported; the bounds are still checked (as uniform).
+    let (distribution, distribution_valid) = match space.get("distribution") {
+        Some(node) => match reader.choice(node, &space.child("distribution"), DISTRIBUTIONS) {
+            Some("logUniform") => (Distribution::LogUniform, true),
+            Some("normal") => (Distribution::Normal, true),
+            Some("logNormal") => (Distribution::LogNormal, true),
+            Some(_) => (Distribution::Uniform, true),
+            None => (Distribution::Uniform, false),
         },
-        None => Distribution::Uniform,
+        None => (Distribution::Uniform, true),
     };
-    let (min, max) = (min?, max?);
-    let mut valid = true;
-    if let Some(max_node) = max_node {
-        if int && max < min {
-            reader.error(
-                max_node,
-                space.child("max"),
-                format!("must be greater than or equal to min ({min})"),
-            );
-            valid = false;
-        } else if !int && max <= min {
-            reader.error(
-                max_node,
-                space.child("max"),
-                format!("must be greater than min ({min})"),
-            );
-            valid = false;
+    let bounds = Bounds {
+        space,
+        min: min_node,
+        max: max_node,
+        step: space.get("step"),
+        distribution,
+    };
+    let domain = if int {
+        int_domain(reader, &bounds)
+    } else {
+        double_domain(reader, &bounds)
+    };
+    domain.filter(|_| distribution_valid)
+}
+
+/// The nodes of a numeric feasible space.
+struct Bounds<'a, 'f> {
+    space: &'f Fields<'a>,
+    min: Option<&'a Node>,
+    max: Option<&'a Node>,
+    step: Option<&'a Node>,
+    distribution: Distribution,
+}
+
+impl Bounds<'_, '_> {
+    /// Reports a `min` that a log-scale distribution cannot take; false when it did.
+    fn check_log_min(&self, reader: &mut Reader, min_positive: bool) -> bool {
+        let name = match self.distribution {
+            Distribution::LogUniform => "logUniform",
+            Distribution::LogNormal => "logNormal",
+            Distribution::Uniform | Distribution::Normal => return true,
+        };
+        match self.min {
+            Some(node) if !min_positive => {
+                reader.error(
+                    node,
+                    self.space.child("min"),
+                    format!("must be greater than 0 for a {name} distribution"),
+                );
+                false
+            }
+            _ => true,
         }
     }
-    if matches!(
-        distribution,
-        Distribution::LogUniform | Distribution::LogNormal
-    ) && min <= 0.0
-        && let Some(min_node) = min_node
-    {
-        let name = if distribution == Distribution::LogUniform {
-            "logUniform"
-        } else {
-            "logNormal"
+
+    /// Reports a step that is not positive or exceeds the range; false when it did.
+    fn check_step(&self, reader: &mut Reader, positive: bool, fits: bool, range: String) -> bool {
+        let Some(node) = self.step else {
+            return true;
         };
+        let path = self.space.child("step");
+        if !positive {
+            reader.error(node, path, "must be greater than 0");
+            false
+        } else if !fits {
+            reader.error(node, path, format!("must not exceed max - min ({range})"));
+            false
+        } else {
+            true
+        }
+    }
+}
+
+fn double_domain(reader: &mut Reader, bounds: &Bounds<'_, '_>) -> Option<Domain> {
+    let space = bounds.space;
+    let mut read = |node: Option<&Node>, key: &str| {
+        node.and_then(|node| reader.number(node, &space.child(key)))
+    };
+    let (min, max, step) = (
+        read(bounds.min, "min"),
+        read(bounds.max, "max"),
+        read(bounds.step, "step"),
+    );
+    let (min, max) = (min?, max?);
+    let mut valid = true;
+    if max <= min
+        && let Some(node) = bounds.max
+    {
         reader.error(
-            min_node,
-            space.child("min"),
-            format!("must be greater than 0 for a {name} distribution"),
+            node,
+            space.child("max"),
+            format!("must be greater than min ({min})"),
         );
         valid = false;
     }
-    if let (Some(step), Some(step_node)) = (step, space.get("step")) {
-        if step <= 0.0 {
-            reader.error(step_node, space.child("step"), "must be greater than 0");
-            valid = false;
-        } else if min < max && step > max - min {
-            reader.error(
-                step_node,
-                space.child("step"),
-                format!("must not exceed max - min ({})", max - min),
-            );
-            valid = false;
-        }
+    valid &= bounds.check_log_min(reader, min > 0.0);
+    if let Some(step) = step {
+        valid &= bounds.check_step(
+            reader,
+            step > 0.0,
+            min >= max || step <= max - min,
+            (max - min).to_string(),
+        );
     }
-    if !valid {
-        return None;
+    valid.then_some(Domain::Double {
+        min,
+        max,
+        step,
+        distribution: bounds.distribution,
+    })
+}
+
+fn int_domain(reader: &mut Reader, bounds: &Bounds<'_, '_>) -> Option<Domain> {
+    let space = bounds.space;
+    let mut read = |node: Option<&Node>, key: &str| {
+        node.and_then(|node| reader.integer(node, &space.child(key)))
+    };
+    let (min, max, step) = (
+        read(bounds.min, "min"),
+        read(bounds.max, "max"),
+        read(bounds.step, "step"),
+    );
+    let (min, max) = (min?, max?);
+    let mut valid = true;
+    if max < min
+        && let Some(node) = bounds.max
+    {
+        reader.error(
+            node,
+            space.child("max"),
+            format!("must be greater than or equal to min ({min})"),
+        );
+        valid = false;
     }
-    Some(if int {
-        Domain::Int {
-            min: min as i64,
-            max: max as i64,
-            step: step.map(|step| step as i64),
-            distribution,
-        }
-    } else {
-        Domain::Double {
-            min,
-            max,
-            step,
-            distribution,
-        }
+    valid &= bounds.check_log_min(reader, min > 0);
+    if let Some(step) = step {
+        let range = i128::from(max) - i128::from(min);
+        valid &= bounds.check_step(
+            reader,
+            step > 0,
+            range <= 0 || i128::from(step) <= range,
+            range.to_string(),
+        );
+    }
+    valid.then_some(Domain::Int {
+        min,
+        max,
+        step,
+        distribution: bounds.distribution,
     })
 }
 
@@ -196,12 +258,12 @@ fn listed(reader: &mut Reader, space: &Fields<'_>, discrete: bool) -> Option<Dom
     let type_name = if discrete { "discrete" } else { "categorical" };
     for key in ["min", "max", "step", "distribution"] {
         if let Some(node) = space.get(key) {
-            let mut error = super::walk::error_at(
+            let error = error_at(
                 node,
                 space.child(key),
                 format!("\"{key}\" is not allowed for {type_name} parameters"),
-            );
-            error.hint = Some(format!(
+            )
+            .with_hint(format!(
                 "a {type_name} parameter takes its values from \"list\"; use parameterType \
                  double or int for a range"
             ));

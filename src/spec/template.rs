@@ -5,7 +5,7 @@
 //! shorthand `${parameters.NAME}` (NAME is a parameter). Anything else, such as `${HOME}`, is
 //! left as it is: trials run without a shell, so nothing else would expand it either.
 //!
-//! Validation (see [`super::trial`]) guarantees that every placeholder of a validated
+//! Validation (see [`super::placeholders`]) guarantees that every placeholder of a validated
 //! [`TrialTemplate`] resolves, so [`TrialTemplate::render`] cannot fail on a spec that came
 //! out of [`super::parse_str`]; it still returns errors rather than panicking, for templates
 //! built by hand.
@@ -219,6 +219,46 @@ impl TrialTemplate {
             command,
             env,
             metrics_file: None,
+        })
+    }
+
+    /// The Katib `trialSpec` manifest with the placeholders in its strings filled in (as
+    /// Katib does), for executors that submit the manifest itself; `None` without one.
+    ///
+    /// # Errors
+    ///
+    /// As [`TrialTemplate::render`].
+    pub fn render_trial_spec(
+        &self,
+        trial: &TrialContext<'_>,
+    ) -> Result<Option<serde_json::Value>, SpecError> {
+        self.trial_spec
+            .as_ref()
+            .map(|manifest| self.substitute_json(manifest, trial))
+            .transpose()
+    }
+
+    fn substitute_json(
+        &self,
+        value: &serde_json::Value,
+        trial: &TrialContext<'_>,
+    ) -> Result<serde_json::Value, SpecError> {
+        use serde_json::Value as Json;
+        Ok(match value {
+            Json::String(text) => Json::String(self.substitute(text, trial)?),
+            Json::Array(items) => Json::Array(
+                items
+                    .iter()
+                    .map(|item| self.substitute_json(item, trial))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Json::Object(entries) => Json::Object(
+                entries
+                    .iter()
+                    .map(|(key, item)| Ok((key.clone(), self.substitute_json(item, trial)?)))
+                    .collect::<Result<_, SpecError>>()?,
+            ),
+            Json::Null | Json::Bool(_) | Json::Number(_) => value.clone(),
         })
     }
 

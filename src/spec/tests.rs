@@ -252,6 +252,20 @@ fn katib_job_runs_the_primary_container_locally() {
         ]
     );
     assert_eq!(rendered.metrics_file, None);
+    let manifest = spec
+        .trial_template
+        .as_ref()
+        .and_then(|template| template.render_trial_spec(&trial).transpose())
+        .expect("manifest")
+        .expect("renders");
+    assert_eq!(
+        manifest["spec"]["template"]["spec"]["containers"][0]["env"][4]["value"],
+        "custom-label"
+    );
+    assert_eq!(
+        manifest["spec"]["template"]["spec"]["containers"][0]["command"][4],
+        "--lr=0.02"
+    );
 }
 
 #[test]
@@ -843,7 +857,7 @@ fn trial_counts_follow_katib() {
         ["spec.maxFailedTrialCount", "spec.parallelTrialCount"]
     );
     assert_eq!(errors[0].message, "must not be negative");
-    assert_eq!(errors[1].message, "must be greater than 0");
+    assert_eq!(errors[1].message, "must be at least 1");
     // More allowed failures than trials is harmless (the limit is never reached), and
     // Katib's own simple-pbt example has it.
     let spec = ok(&native_with(
@@ -852,7 +866,12 @@ fn trial_counts_follow_katib() {
     ));
     assert_eq!(spec.max_failed_trial_count, Some(3));
     let errors = self::errors(&native_with("maxTrialCount: 10", "maxTrialCount: -1"));
-    assert_eq!(errors[0].message, "must be greater than 0");
+    assert_eq!(errors[0].message, "must be at least 1");
+    let errors = self::errors(&native_with(
+        "maxTrialCount: 10",
+        "maxTrialCount: 5000000000",
+    ));
+    assert_eq!(errors[0].message, "must be at most 4294967295");
 }
 
 #[test]
@@ -958,4 +977,60 @@ fn errors_serialize_for_json_output() {
     let json = serde_json::to_value(&errors[0]).expect("serializes");
     assert_eq!(json["path"], "spec.objective.type");
     assert_eq!(json["line"], 7);
+}
+
+#[test]
+fn no_input_makes_it_panic() {
+    // Every prefix of a valid document, and the document without each of its lines: each
+    // gives a spec or errors, never a panic.
+    let katib = std::fs::read_to_string(
+        katib_dir().join("trial-template/trial-metadata-substitution.yaml"),
+    )
+    .expect("example");
+    for text in [NATIVE, katib.as_str()] {
+        let boundaries: Vec<usize> = (0..=text.len())
+            .filter(|i| text.is_char_boundary(*i))
+            .step_by(5)
+            .collect();
+        for end in boundaries {
+            let _ = parse_str(&text[..end], "prefix.yaml");
+        }
+        let lines: Vec<&str> = text.lines().collect();
+        for skip in 0..lines.len() {
+            let mut without = lines.clone();
+            without.remove(skip);
+            let _ = parse_str(&without.join("\n"), "line.yaml");
+        }
+    }
+    for text in [
+        "[]",
+        "42",
+        "\"x\"",
+        "null",
+        "spec: 1",
+        "{apiVersion: 1, kind: [], metadata: x, spec: []}",
+    ] {
+        let errors = errors(text);
+        assert!(
+            errors.iter().all(|error| !error.message.is_empty()),
+            "{errors:?}"
+        );
+    }
+}
+
+#[test]
+fn large_int_bounds_are_exact() {
+    let spec = ok(&native_with(
+        "{min: 1, max: 4}",
+        "{min: 9007199254740993, max: \"9007199254740995\"}",
+    ));
+    assert_eq!(
+        spec.space.parameters[1].domain,
+        Domain::Int {
+            min: 9_007_199_254_740_993,
+            max: 9_007_199_254_740_995,
+            step: None,
+            distribution: Distribution::Uniform
+        }
+    );
 }

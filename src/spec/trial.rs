@@ -1,12 +1,10 @@
-//! `spec.trialTemplate`: what each trial runs, and the placeholder rules.
+//! `spec.trialTemplate`: what each trial runs.
 //!
 //! A template is either tuneflow-native (`command`, `env`, `workingDir`, `timeout`) or Katib's
 //! (`trialSpec`, a Kubernetes manifest, with `trialParameters`); both may be mixed, in which
 //! case an explicit `command` overrides the Job container's for local runs while the manifest
-//! is kept for Kubernetes. The placeholder rules are Katib's: every `${trialParameters.X}` in
-//! the template is defined, every trialParameter is used somewhere, names and references are
-//! unique, and each reference is a parameter or a supported `${trialSpec.*}` key. The shorthand
-//! `${parameters.X}` must name a parameter.
+//! is kept for Kubernetes. trialParameter names and references are unique (Katib's rule); the
+//! rules on placeholders are in [`super::placeholders`].
 //!
 //! `successCondition` and `failureCondition` (Katib's conditions on the trial's resource) are
 //! read and checked to be strings, but not kept: the local executor decides success by exit
@@ -18,8 +16,11 @@ use std::time::Duration;
 use super::document::{Node, Value};
 use super::katib;
 use super::model::{EnvVar, Flavor, TrialParameter, TrialTemplate};
-use super::template::{META_REFERENCES, MetaReference, Placeholder, meta_reference, placeholders};
-use super::walk::{Fields, Reader, did_you_mean, error_at, index, join};
+use super::placeholders::{
+    TemplateString, check_placeholders, check_reference, env_strings, list_strings,
+    manifest_strings,
+};
+use super::walk::{Fields, Reader, error_at, index, join};
 
 const TEMPLATE_FIELDS: &[&str] = &[
     "command",
@@ -36,17 +37,6 @@ const TEMPLATE_FIELDS: &[&str] = &[
 ];
 const TRIAL_PARAMETER_FIELDS: &[&str] = &["name", "description", "reference"];
 const ENV_FIELDS: &[&str] = &["name", "value"];
-
-/// A string of the document in which placeholders are substituted.
-#[derive(Debug, Clone)]
-pub(crate) struct TemplateString<'a> {
-    /// Its node (for the position).
-    pub node: &'a Node,
-    /// Its path.
-    pub path: String,
-    /// Its text.
-    pub text: &'a str,
-}
 
 /// What the template's rules need from the rest of the document.
 #[derive(Debug, Clone, Copy)]
@@ -265,6 +255,16 @@ fn check_manifest(reader: &mut Reader, spec: &Node, path: &str) -> bool {
 
 /// `command`: a non-empty list of arguments (numbers are spelled out).
 fn command(reader: &mut Reader, node: &Node, path: &str) -> Option<Vec<String>> {
+    if let Value::Str(line) = &node.value {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let error = error_at(node, path, "expected a list, found a string").with_hint(format!(
+            "trials run without a shell: write the program and its arguments as a list, \
+             e.g. [{}]",
+            words.join(", ")
+        ));
+        reader.report(error);
+        return None;
+    }
     let items = reader.list(node, path)?;
     if items.is_empty() {
         reader.error(node, path, "must hold at least the program to run");
@@ -403,190 +403,4 @@ fn trial_parameters(
         ));
     }
     valid.then_some(parameters)
-}
-
-/// A reference names a parameter or supported trial metadata.
-fn check_reference(
-    reader: &mut Reader,
-    reference: &str,
-    node: &Node,
-    path: &str,
-    parameter_names: &[String],
-) {
-    match meta_reference(reference) {
-        Some(Ok(_)) => {}
-        Some(Err(())) => {
-            let mut error = error_at(
-                node,
-                path,
-                format!("unsupported trial metadata reference \"{reference}\""),
-            );
-            error.hint = Some(format!("supported: {META_REFERENCES}"));
-            reader.report(error);
-        }
-        None if parameter_names.iter().any(|name| name == reference) => {}
-        None => {
-            let names: Vec<&str> = parameter_names.iter().map(String::as_str).collect();
-            let mut error = error_at(
-                node,
-                path,
-                format!(
-                    "\"{reference}\" is neither a parameter in spec.parameters nor trial metadata"
-                ),
-            );
-            error.hint = Some(did_you_mean(reference, &names).unwrap_or_else(|| {
-                format!(
-                    "parameters: {}; trial metadata: {META_REFERENCES}",
-                    names.join(", ")
-                )
-            }));
-            reader.report(error);
-        }
-    }
-}
-
-/// Every placeholder is defined, every trial parameter is used, and labels and annotations
-/// referenced exist in the trialSpec. With a configMap template the template is unknown, so
-/// unused trial parameters cannot be told.
-fn check_placeholders(
-    reader: &mut Reader,
-    strings: &[TemplateString<'_>],
-    trial_parameters: &[(TrialParameter, Node)],
-    template: &Fields<'_>,
-    context: Context<'_>,
-    template_unknown: bool,
-) {
-    let defined: Vec<&str> = trial_parameters
-        .iter()
-        .map(|(parameter, _)| parameter.name.as_str())
-        .collect();
-    let parameter_names: Vec<&str> = context.parameter_names.iter().map(String::as_str).collect();
-    let mut used = vec![false; trial_parameters.len()];
-    for string in strings {
-        for placeholder in placeholders(string.text) {
-            let (name, known, what, list_name) = match placeholder {
-                Placeholder::TrialParameter(name) => {
-                    let position = defined.iter().position(|defined| *defined == name);
-                    if let Some(position) = position {
-                        used[position] = true;
-                    }
-                    (
-                        name,
-                        position.is_some(),
-                        "trial parameter",
-                        "spec.trialTemplate.trialParameters",
-                    )
-                }
-                Placeholder::Parameter(name) => (
-                    name,
-                    parameter_names.contains(&name),
-                    "parameter",
-                    "spec.parameters",
-                ),
-            };
-            if !known {
-                let candidates = if what == "parameter" {
-                    &parameter_names
-                } else {
-                    &defined
-                };
-                let mut error = error_at(
-                    string.node,
-                    string.path.as_str(),
-                    format!("undefined {what} \"{name}\""),
-                );
-                error.hint = Some(
-                    did_you_mean(name, candidates)
-                        .unwrap_or_else(|| format!("define it in {list_name}")),
-                );
-                reader.report(error);
-            }
-        }
-    }
-    let trial_spec = template.get("trialSpec");
-    let trial_parameters_path = template.child("trialParameters");
-    for (i, (parameter, node)) in trial_parameters.iter().enumerate() {
-        let item_path = index(&trial_parameters_path, i);
-        if !used[i] && !template_unknown {
-            let name_node = node.get("name").unwrap_or(node);
-            let mut error = error_at(
-                name_node,
-                join(&item_path, "name"),
-                format!(
-                    "trial parameter \"{}\" is not used in the trial template",
-                    parameter.name
-                ),
-            );
-            error.hint = Some(format!(
-                "use it as ${{trialParameters.{}}} or remove it",
-                parameter.name
-            ));
-            reader.report(error);
-        }
-        let (section, key) = match meta_reference(&parameter.reference) {
-            Some(Ok(MetaReference::Label(key))) => ("labels", key),
-            Some(Ok(MetaReference::Annotation(key))) => ("annotations", key),
-            _ => continue,
-        };
-        let present = trial_spec
-            .and_then(|spec| spec.get("metadata"))
-            .and_then(|metadata| metadata.get(section))
-            .and_then(|map| map.get(key))
-            .is_some();
-        if !present && !template_unknown {
-            let reference_node = node.get("reference").unwrap_or(node);
-            let mut error = error_at(
-                reference_node,
-                join(&item_path, "reference"),
-                format!("the trialSpec has no {section} \"{key}\""),
-            );
-            error.hint = Some(format!(
-                "add it under spec.trialTemplate.trialSpec.metadata.{section}"
-            ));
-            reader.report(error);
-        }
-    }
-}
-
-/// Every string value of a manifest, with its path.
-fn manifest_strings<'a>(node: &'a Node, path: &str, out: &mut Vec<TemplateString<'a>>) {
-    match &node.value {
-        Value::Str(text) => out.push(TemplateString {
-            node,
-            path: path.to_string(),
-            text,
-        }),
-        Value::List(items) => {
-            for (i, item) in items.iter().enumerate() {
-                manifest_strings(item, &index(path, i), out);
-            }
-        }
-        Value::Map(entries) => {
-            for entry in entries {
-                manifest_strings(&entry.value, &join(path, &entry.key), out);
-            }
-        }
-        Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) => {}
-    }
-}
-
-fn list_strings<'a>(node: &'a Node, path: &str, out: &mut Vec<TemplateString<'a>>) {
-    if let Value::List(_) = node.value {
-        manifest_strings(node, path, out);
-    }
-}
-
-/// The values of a native `env` (list or map).
-fn env_strings<'a>(node: &'a Node, path: &str, out: &mut Vec<TemplateString<'a>>) {
-    match &node.value {
-        Value::List(items) => {
-            for (i, item) in items.iter().enumerate() {
-                if let Some(value) = item.get("value") {
-                    manifest_strings(value, &join(&index(path, i), "value"), out);
-                }
-            }
-        }
-        Value::Map(_) => manifest_strings(node, path, out),
-        _ => {}
-    }
 }

@@ -6,15 +6,16 @@
 //! against the search space, placeholders against parameters) are skipped when a part they
 //! need is missing, to avoid reporting one mistake twice.
 
-use tuneflow_algorithms::{AVAILABLE, AlgorithmError, Direction, SearchSpace, Setting};
+use tuneflow_algorithms::Direction;
 
+use super::algorithm;
 use super::collector;
-use super::document::Node;
+use super::document::{Node, Value};
 use super::error::SpecError;
-use super::model::{AlgorithmSpec, ExperimentSpec, Flavor, MetricStrategy, Objective, Strategy};
+use super::model::{ExperimentSpec, Flavor, MetricStrategy, Objective, Strategy};
 use super::parameters;
 use super::trial;
-use super::walk::{Fields, Reader, did_you_mean, error_at, index, one_of};
+use super::walk::{Fields, Reader, did_you_mean, error_at, index};
 
 const ROOT_FIELDS: &[&str] = &["apiVersion", "kind", "metadata", "spec"];
 const METADATA_FIELDS: &[&str] = &["name", "namespace", "labels", "annotations"];
@@ -38,12 +39,8 @@ const OBJECTIVE_FIELDS: &[&str] = &[
     "additionalMetricNames",
     "metricStrategies",
 ];
-const ALGORITHM_FIELDS: &[&str] = &["algorithmName", "algorithmSettings"];
-const SETTING_FIELDS: &[&str] = &["name", "value"];
 const STRATEGY_FIELDS: &[&str] = &["name", "value"];
 const API_VERSIONS: &[&str] = &["tuneflow.dev/v1alpha1", "kubeflow.org/v1beta1"];
-/// Early-stopping algorithms tuneflow knows by name (none is implemented yet).
-const EARLY_STOPPING: &[&str] = &["medianstop", "asha", "hyperband"];
 /// Katib's rule for experiment names (they become label values and name prefixes).
 const NAME_MAX_LEN: usize = 40;
 /// `parallelTrialCount` when the document does not say (Katib's default).
@@ -68,6 +65,19 @@ pub(crate) fn experiment(root: &Node) -> Result<ExperimentSpec, Vec<SpecError>> 
 }
 
 fn read_experiment(reader: &mut Reader, root: &Node) -> Option<ExperimentSpec> {
+    if !matches!(root.value, Value::Map(_)) {
+        let error = error_at(
+            root,
+            "",
+            format!(
+                "expected an Experiment (a map with apiVersion, kind, metadata and spec), \
+                 found {}",
+                root.value.describe()
+            ),
+        );
+        reader.report(error);
+        return None;
+    }
     let root = reader.fields(root, "", ROOT_FIELDS)?;
     let flavor = match reader.required(&root, "apiVersion") {
         Some(node) => match reader.choice(node, "apiVersion", API_VERSIONS) {
@@ -119,10 +129,10 @@ fn read_experiment(reader: &mut Reader, root: &Node) -> Option<ExperimentSpec> {
     };
     let algorithm = reader
         .required(&spec, "algorithm")
-        .and_then(|node| algorithm(reader, node, space.as_ref(), parameters_node));
+        .and_then(|node| algorithm::algorithm(reader, node, space.as_ref(), parameters_node));
     let early_stopping = spec
         .get("earlyStopping")
-        .and_then(|node| early_stopping(reader, node));
+        .and_then(|node| algorithm::early_stopping(reader, node));
 
     let collector = collector::metrics_collector(
         reader,
@@ -239,7 +249,7 @@ fn objective(reader: &mut Reader, node: &Node, path: &str) -> Option<Objective> 
     };
     if let (Some((names, Some(list))), Some(metric)) = (&additional, &metric) {
         let items = match &list.value {
-            super::document::Value::List(items) => items.as_slice(),
+            Value::List(items) => items.as_slice(),
             _ => &[],
         };
         for (i, (name, item)) in names.iter().zip(items).enumerate() {
@@ -361,22 +371,20 @@ fn counts(
         };
         let path = spec.child(key);
         let value = reader.integer(node, &path)?;
-        match u32::try_from(value) {
-            Ok(value) if value >= minimum => Some(Some((value, node))),
-            Ok(_) | Err(_) if value >= 0 && value > i64::from(u32::MAX) => {
-                reader.error(node, path, format!("must be at most {}", u32::MAX));
-                None
+        let message = if value < i64::from(minimum) {
+            if minimum == 0 {
+                "must not be negative".to_string()
+            } else {
+                format!("must be at least {minimum}")
             }
-            _ => {
-                let bound = if minimum == 0 {
-                    "must not be negative"
-                } else {
-                    "must be greater than 0"
-                };
-                reader.error(node, path, bound);
-                None
+        } else {
+            match u32::try_from(value) {
+                Ok(value) => return Some(Some((value, node))),
+                Err(_) => format!("must be at most {}", u32::MAX),
             }
-        }
+        };
+        reader.error(node, path, message);
+        None
     };
     let parallel = read("parallelTrialCount", 1);
     let max_trials = read("maxTrialCount", 1);
@@ -404,147 +412,7 @@ fn counts(
     )
 }
 
-/// `spec.algorithm`, checked by building it over the search space.
-fn algorithm(
-    reader: &mut Reader,
-    node: &Node,
-    space: Option<&SearchSpace>,
-    parameters: Option<&Node>,
-) -> Option<AlgorithmSpec> {
-    let path = "spec.algorithm";
-    let (name, settings, fields) = algorithm_fields(reader, node, path)?;
-    let name_node = fields.get("algorithmName").unwrap_or(node);
-    let settings_nodes: &[Node] = match fields.get("algorithmSettings").map(|node| &node.value) {
-        Some(super::document::Value::List(items)) => items,
-        _ => &[],
-    };
-    let empty = SearchSpace::default();
-    let Err(errors) = tuneflow_algorithms::build(&name, &settings, space.unwrap_or(&empty)) else {
-        return Some(AlgorithmSpec { name, settings });
-    };
-    let available = AVAILABLE.join(", ");
-    for error in errors {
-        let report = match error {
-            AlgorithmError::Unknown { name, suggestion } => {
-                let hint = match suggestion {
-                    Some(suggestion) => {
-                        format!("did you mean \"{suggestion}\"? available: {available}")
-                    }
-                    None => format!("available: {available}"),
-                };
-                error_at(
-                    name_node,
-                    fields.child("algorithmName"),
-                    format!("unknown algorithm \"{name}\""),
-                )
-                .with_hint(hint)
-            }
-            AlgorithmError::NotAvailable { name } => error_at(
-                name_node,
-                fields.child("algorithmName"),
-                format!("algorithm \"{name}\" is not available in this version of tuneflow"),
-            )
-            .with_hint(format!("available: {available}")),
-            AlgorithmError::Setting { index: i, message } => {
-                let at = settings_nodes.get(i).unwrap_or(node);
-                error_at(at, index(&fields.child("algorithmSettings"), i), message)
-            }
-            // Without a valid space the algorithm was checked against an empty one: its
-            // complaints about the space are not the user's problem yet.
-            AlgorithmError::Space { .. } if space.is_none() => continue,
-            AlgorithmError::Space { parameter, message } => {
-                let items: &[Node] = match parameters.map(|node| &node.value) {
-                    Some(super::document::Value::List(items)) => items,
-                    _ => &[],
-                };
-                match parameter {
-                    Some(i) => error_at(
-                        items.get(i).or(parameters).unwrap_or(node),
-                        index("spec.parameters", i),
-                        message,
-                    ),
-                    None => error_at(parameters.unwrap_or(node), "spec.parameters", message),
-                }
-            }
-        };
-        reader.report(report);
-    }
-    None
-}
-
-/// `algorithmName` and `algorithmSettings` of `spec.algorithm` or `spec.earlyStopping`.
-fn algorithm_fields<'a>(
-    reader: &mut Reader,
-    node: &'a Node,
-    path: &str,
-) -> Option<(String, Vec<Setting>, Fields<'a>)> {
-    let fields = reader.fields(node, path, ALGORITHM_FIELDS)?;
-    let name = reader
-        .required(&fields, "algorithmName")
-        .and_then(|node| non_empty_string(reader, node, &fields.child("algorithmName")));
-    let settings = match fields.get("algorithmSettings") {
-        Some(node) => settings(reader, node, &fields.child("algorithmSettings")),
-        None => Some(Vec::new()),
-    };
-    Some((name?, settings?, fields))
-}
-
-/// `algorithmSettings`: `{name, value}` pairs; values may be strings or numbers.
-fn settings(reader: &mut Reader, node: &Node, path: &str) -> Option<Vec<Setting>> {
-    let items = reader.list(node, path)?;
-    let mut settings = Vec::with_capacity(items.len());
-    let mut valid = true;
-    for (i, item) in items.iter().enumerate() {
-        let item_path = index(path, i);
-        let Some(fields) = reader.fields(item, &item_path, SETTING_FIELDS) else {
-            valid = false;
-            continue;
-        };
-        let name = reader
-            .required(&fields, "name")
-            .and_then(|node| non_empty_string(reader, node, &fields.child("name")));
-        let value = match fields.get("value") {
-            Some(node) => reader.text(node, &fields.child("value")),
-            None => Some(String::new()),
-        };
-        match (name, value) {
-            (Some(name), Some(value)) => settings.push(Setting { name, value }),
-            _ => valid = false,
-        }
-    }
-    valid.then_some(settings)
-}
-
-/// `spec.earlyStopping`: read in full, then refused, since no rule is implemented yet.
-fn early_stopping(reader: &mut Reader, node: &Node) -> Option<Option<AlgorithmSpec>> {
-    let path = "spec.earlyStopping";
-    let (name, _settings, fields) = algorithm_fields(reader, node, path)?;
-    let name_node = fields.get("algorithmName").unwrap_or(node);
-    let error = if EARLY_STOPPING.contains(&name.as_str()) {
-        error_at(
-            name_node,
-            fields.child("algorithmName"),
-            format!("early stopping \"{name}\" is not available in this version of tuneflow"),
-        )
-        .with_hint("remove spec.earlyStopping to run every trial to the end")
-    } else {
-        let known = one_of(EARLY_STOPPING);
-        let hint = match did_you_mean(&name, EARLY_STOPPING) {
-            Some(hint) => format!("{hint} known: {known}"),
-            None => format!("known: {known}"),
-        };
-        error_at(
-            name_node,
-            fields.child("algorithmName"),
-            format!("unknown early stopping algorithm \"{name}\""),
-        )
-        .with_hint(hint)
-    };
-    reader.report(error);
-    None
-}
-
-fn non_empty_string(reader: &mut Reader, node: &Node, path: &str) -> Option<String> {
+pub(crate) fn non_empty_string(reader: &mut Reader, node: &Node, path: &str) -> Option<String> {
     let text = reader.string(node, path)?;
     if text.trim().is_empty() {
         reader.error(node, path, "must not be empty");
@@ -556,7 +424,7 @@ fn non_empty_string(reader: &mut Reader, node: &Node, path: &str) -> Option<Stri
 /// The `name` of every entry of `spec.parameters`, as written, for placeholder checks.
 fn raw_parameter_names(parameters: Option<&Node>) -> Vec<String> {
     match parameters.map(|node| &node.value) {
-        Some(super::document::Value::List(items)) => items
+        Some(Value::List(items)) => items
             .iter()
             .filter_map(|item| item.get("name").and_then(Node::as_str))
             .map(str::to_string)
