@@ -37,6 +37,7 @@ fn interrupt_midway(
     let mut child = world
         .tuneflow()
         .args(["run", file])
+        .stdout(std::process::Stdio::null())
         .spawn()
         .expect("start tuneflow run");
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -297,3 +297,49 @@ trialTemplate:
         "{message}"
     );
 }
+
+#[test]
+fn a_trial_that_floods_its_output_keeps_every_observation() {
+    let world = World::new();
+    // 50,000 metric lines as fast as the trial can write them, plus noise on stderr.
+    world.write(
+        "flood.sh",
+        "#!/bin/sh\nseq 1 50000 | awk '{ print \"loss=\" 1 / $1 }'\nseq 1 20000 >&2\n",
+    );
+    let file = world.write(
+        "flood.yaml",
+        &experiment(
+            "flood",
+            r#"objective: {type: minimize, objectiveMetricName: loss}
+algorithm: {algorithmName: random}
+parallelTrialCount: 2
+maxTrialCount: 2
+parameters:
+  - {name: x, parameterType: double, feasibleSpace: {min: 0, max: 1}}
+trialTemplate:
+  command: ["sh", "flood.sh", "${parameters.x}"]
+"#,
+        ),
+    );
+    let output = world.run(&["run", file.to_str().expect("path")]);
+    assert!(output.status.success(), "{}", text(&output));
+    for trial in world.trials("flood") {
+        assert_eq!(trial["state"], "Succeeded");
+        assert_eq!(trial["objective"].as_f64(), Some(1.0 / 50000.0));
+        let name = trial["name"].as_str().expect("name");
+        let detail = world.json(&["trial", "flood", name]);
+        let observations = detail["observations"].as_array().expect("observations");
+        let losses = observations
+            .iter()
+            .filter(|o| o["metric"] == "loss")
+            .count();
+        assert_eq!(losses, 50000);
+        let log = std::fs::read_to_string(world.path(&format!("store/logs/flood/{name}.log")))
+            .expect("trial log");
+        assert_eq!(
+            log.lines().count(),
+            70000,
+            "stdout and stderr are both logged"
+        );
+    }
+}

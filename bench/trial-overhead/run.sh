@@ -9,9 +9,10 @@
 #   - the raw cost of spawning `true` on this machine (xargs, Python, hyperfine if installed);
 #   - the peer: Optuna running the same number of trials, each spawning `true`, with n_jobs
 #     PARALLEL, on in-memory and on SQLite storage.
-# Two tuneflow variants run: `true` itself (it prints no metric, so every trial ends
-# MetricsUnavailable; maxFailedTrialCount is raised so the experiment still runs them all) and
-# `/bin/echo loss=X` (the objective is reported, trials end Succeeded: the realistic path).
+# Three tuneflow variants run: `true` itself (it prints no metric, so every trial ends
+# MetricsUnavailable; maxFailedTrialCount is raised so the experiment still runs them all),
+# `/bin/echo loss=X` (the objective is reported, trials end Succeeded: the realistic path), and
+# the echo one again with parallelTrialCount 1 (per-trial latency without CPU contention).
 #
 # Usage: bench/trial-overhead/run.sh
 # Environment: TRIALS, PARALLEL, REPEATS (default 3), RESULTS (default
@@ -39,9 +40,10 @@ RESULTS="$(cd "$RESULTS" && pwd)"
 scratch="$(mktemp -d "${TMPDIR:-/tmp}/tuneflow-bench.XXXXXX")"
 trap 'rm -rf "$scratch"' EXIT
 
-# Nanosecond clock, as seconds with a fraction, for wall times measured from outside.
-now() { date +%s.%N; }
-elapsed() { python3 -c 'import sys; print(f"{float(sys.argv[2]) - float(sys.argv[1]):.6f}")' "$1" "$2"; }
+# measure OUT.json [--stdout F] [--stderr F] -- CMD...: wall and CPU time of CMD's process tree.
+measure() { python3 "$here/measure.py" "$@"; }
+# field FILE KEY: one value of a JSON object, for the progress lines.
+field() { python3 -c 'import json, sys; print(round(json.load(open(sys.argv[1]))[sys.argv[2]], 3))' "$1" "$2"; }
 
 # --- 1. Build tuneflow (release) -------------------------------------------------------------
 log "building tuneflow (cargo build --release)"
@@ -83,9 +85,10 @@ json.dump({
 EOF
 
 # --- 4. The experiments -------------------------------------------------------------------------
-# write_spec KIND FILE: an experiment of TRIALS trials running `true` or `/bin/echo loss=X`.
+# write_spec KIND PARALLELISM FILE: an experiment of TRIALS trials running `true` or
+# `/bin/echo loss=X`, PARALLELISM at a time.
 write_spec() {
-    local kind="$1" file="$2" command max_failed
+    local kind="$1" parallel="$2" file="$3" command max_failed
     case "$kind" in
         true) command='["true"]'; max_failed="$TRIALS" ;;
         echo) command='["/bin/echo", "loss=${parameters.x}"]'; max_failed=0 ;;
@@ -104,7 +107,7 @@ spec:
     algorithmSettings:
       - name: random_state
         value: "7"
-  parallelTrialCount: $PARALLEL
+  parallelTrialCount: $parallel
   maxTrialCount: $TRIALS
   maxFailedTrialCount: $max_failed
   parameters:
@@ -117,29 +120,32 @@ spec:
 EOF
 }
 
-# run_tuneflow KIND N: one timed `tuneflow run` on a fresh store, then export its trials.
+# run_tuneflow KIND PARALLELISM N: one timed `tuneflow run` on a fresh store, then export
+# its trials and experiment as JSON.
 run_tuneflow() {
-    local kind="$1" n="$2" out="$RESULTS/tuneflow-$1-$2" store start end rc=0
-    mkdir -p "$out"
-    store="$scratch/tuneflow-$kind-$n/tuneflow.db"
-    mkdir -p "$(dirname "$store")"
-    write_spec "$kind" "$out/experiment.yaml"
-    start="$(now)"
-    "$tuneflow" --store "$store" run "$out/experiment.yaml" -o json \
-        >"$out/run.json" 2>"$out/run.stderr" </dev/null || rc=$?
-    end="$(now)"
-    printf '{"exitCode": %d, "wallSeconds": %s}\n' "$rc" "$(elapsed "$start" "$end")" >"$out/wall.json"
+    local kind="$1" parallel="$2" n="$3" variant="tuneflow-$1-p$2" out store
+    out="$RESULTS/$variant-$n"
+    store="$scratch/$variant-$n/tuneflow.db"
+    mkdir -p "$out" "$(dirname "$store")"
+    write_spec "$kind" "$parallel" "$out/experiment.yaml"
+    measure "$out/wall.json" --stdout "$out/run.json" --stderr "$out/run.stderr" -- \
+        "$tuneflow" --store "$store" run "$out/experiment.yaml" -o json
     "$tuneflow" --store "$store" trials "overhead-$kind" -o json >"$out/trials.json"
     "$tuneflow" --store "$store" experiments -o json >"$out/experiments.json"
-    log "tuneflow $kind #$n: exit $rc, $(elapsed "$start" "$end") s"
+    log "$variant #$n: exit $(field "$out/wall.json" exitCode)," \
+        "$(field "$out/wall.json" wallSeconds) s"
 }
 
 # run_optuna STORAGE N: one Optuna study of TRIALS trials, each spawning `true`.
 run_optuna() {
-    local storage="$1" n="$2"
-    "$venv/bin/python" "$here/optuna_peer.py" --storage "$storage" \
+    local storage="$1" n="$2" out="$RESULTS/optuna-$1-$2"
+    mkdir -p "$out"
+    measure "$out/wall.json" --stderr "$out/run.stderr" -- \
+        "$venv/bin/python" "$here/optuna_peer.py" --storage "$storage" \
         --db "$scratch/optuna-$storage-$n.db" --trials "$TRIALS" --jobs "$PARALLEL" \
-        --out "$RESULTS/optuna-$storage-$n.json"
+        --out "$out/result.json"
+    log "optuna-$storage #$n: exit $(field "$out/wall.json" exitCode)," \
+        "$(field "$out/wall.json" wallSeconds) s"
 }
 
 log "spawn baseline"
@@ -148,8 +154,10 @@ python3 "$here/spawn_baseline.py" --count "$TRIALS" --jobs "$PARALLEL" --repeats
 
 # Repeats are interleaved so that a slow spell of the machine hits every variant alike.
 for n in $(seq 1 "$REPEATS"); do
-    run_tuneflow echo "$n"
-    run_tuneflow true "$n"
+    run_tuneflow echo "$PARALLEL" "$n"
+    run_tuneflow true "$PARALLEL" "$n"
+    # One at a time: launch -> recorded without waiting for a CPU, the latency of one trial.
+    run_tuneflow echo 1 "$n"
     if [[ "$SKIP_OPTUNA" != 1 ]]; then
         run_optuna memory "$n"
         run_optuna sqlite "$n"

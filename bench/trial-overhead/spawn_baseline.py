@@ -10,7 +10,8 @@ Measures, each as the median of --repeats runs of --count spawns:
              on PATH (Debian: apt-get install hyperfine); skipped otherwise.
 
 Writes one JSON document to --out: {name: {"seconds": wall for all spawns, "perSpawnMs",
-"spawnsPerSecond", "parallel"}}.
+"spawnsPerSecond", "cpuPerSpawnMs" (user + system time of everything involved, per spawn),
+"parallel"}}.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import argparse
 import concurrent.futures
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -27,10 +29,27 @@ import tempfile
 import time
 
 
+def cpu_seconds() -> float:
+    """User + system time of this process and of every child it has waited for."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
+
+
+# CPU seconds of the last timed() call, for the cases that report it.
+last_cpu = 0.0
+
+
 def timed(run) -> float:
+    global last_cpu
+    cpu = cpu_seconds()
     started = time.perf_counter()
     run()
-    return time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    last_cpu = cpu_seconds() - cpu
+    return elapsed
 
 
 def xargs(count: int, parallel: int) -> float:
@@ -58,7 +77,8 @@ def hyperfine(count: int) -> float | None:
         subprocess.run(
             ["hyperfine", "-N", "--warmup", "20", "--runs", str(count), "--style", "none",
              "--export-json", export, "true"],
-            check=True, stdout=subprocess.DEVNULL,
+            # Its outlier warning goes to stderr; on a shared machine it is expected noise.
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         with open(export, encoding="utf-8") as f:
             return json.load(f)["results"][0]["mean"] * count
@@ -82,7 +102,10 @@ def main() -> int:
     }
     results = {}
     for name, (parallel, run) in cases.items():
-        samples = [run() for _ in range(args.repeats)]
+        samples, cpu = [], []
+        for _ in range(args.repeats):
+            samples.append(run())
+            cpu.append(last_cpu)
         if any(s is None for s in samples):
             print(f"baseline: {name}: skipped (hyperfine not installed)", file=sys.stderr)
             continue
@@ -93,6 +116,9 @@ def main() -> int:
             "seconds": seconds,
             "samples": samples,
             "perSpawnMs": seconds / args.count * 1000,
+            # hyperfine's own CPU time is not a spawn's; leave it out.
+            "cpuPerSpawnMs": None if name.startswith("hyperfine")
+            else statistics.median(cpu) / args.count * 1000,
             "spawnsPerSecond": args.count / seconds,
         }
         print(f"baseline: {name}: {seconds / args.count * 1000:.3f} ms per spawn "

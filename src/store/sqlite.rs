@@ -14,7 +14,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 use tuneflow_algorithms::{Assignment, ParameterValue};
 
 use super::{
@@ -25,6 +25,10 @@ use crate::spec::ExperimentSpec;
 
 /// How long a query waits for another process's lock before failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Rows per multi-row observation insert (5 values each, well under SQLite's 32,766 bound
+/// parameters per statement).
+const OBSERVATIONS_PER_INSERT: usize = 1000;
 
 /// The embedded store.
 #[derive(Debug, Clone)]
@@ -473,18 +477,20 @@ impl Store for SqliteStore {
         if observations.is_empty() {
             return Ok(());
         }
+        // Multi-row inserts: one statement per chunk instead of one per observation.
         let mut tx = self.pool.begin().await?;
-        for observation in observations {
-            sqlx::query(
-                "INSERT INTO observations (trial_id, metric, step, value, timestamp) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(trial_id)
-            .bind(observation.metric.clone())
-            .bind(observation.step)
-            .bind(observation.value)
-            .bind(observation.timestamp)
-            .execute(&mut *tx)
-            .await?;
+        for chunk in observations.chunks(OBSERVATIONS_PER_INSERT) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO observations (trial_id, metric, step, value, timestamp) ",
+            );
+            insert.push_values(chunk, |mut row, observation| {
+                row.push_bind(trial_id)
+                    .push_bind(observation.metric.clone())
+                    .push_bind(observation.step)
+                    .push_bind(observation.value)
+                    .push_bind(observation.timestamp);
+            });
+            insert.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
