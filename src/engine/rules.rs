@@ -313,3 +313,121 @@ pub fn trial_outcome(
         TrialExit::SpawnFailed(why) => (TrialState::Failed, why.clone()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec;
+
+    fn spec(max: Option<u32>, max_failed: Option<u32>, goal: Option<f64>) -> ExperimentSpec {
+        let text = format!(
+            "apiVersion: tuneflow.dev/v1alpha1\nkind: Experiment\nmetadata: {{name: rules}}\nspec:\n  objective: {{type: minimize, objectiveMetricName: loss{}}}\n  algorithm: {{algorithmName: random}}\n  parallelTrialCount: 3\n{}{}  parameters:\n    - {{name: x, parameterType: double, feasibleSpace: {{min: 0, max: 1}}}}\n",
+            goal.map(|g| format!(", goal: {g}")).unwrap_or_default(),
+            max.map(|m| format!("  maxTrialCount: {m}\n"))
+                .unwrap_or_default(),
+            max_failed
+                .map(|m| format!("  maxFailedTrialCount: {m}\n"))
+                .unwrap_or_default(),
+        );
+        spec::parse_str(&text, "rules.yaml").expect("valid spec")
+    }
+
+    fn counts(running: u32, succeeded: u32, failed: u32) -> Counts {
+        Counts {
+            running,
+            succeeded,
+            failed,
+            ..Counts::default()
+        }
+    }
+
+    #[test]
+    fn slots_respect_parallelism_and_the_trial_budget() {
+        let s = spec(Some(10), None, None);
+        assert_eq!(new_trial_slots(&s, &counts(0, 0, 0)), 3);
+        assert_eq!(new_trial_slots(&s, &counts(2, 5, 0)), 1);
+        assert_eq!(new_trial_slots(&s, &counts(2, 7, 0)), 1);
+        assert_eq!(new_trial_slots(&s, &counts(1, 9, 0)), 0);
+        assert_eq!(
+            new_trial_slots(&spec(None, None, None), &counts(1, 900, 0)),
+            2
+        );
+    }
+
+    #[test]
+    fn max_trials_waits_for_running_trials() {
+        let s = spec(Some(4), None, None);
+        assert_eq!(completion(&s, &counts(1, 3, 0), None, false), None);
+        assert_eq!(
+            completion(&s, &counts(0, 3, 1), None, false),
+            Some(Completion::MaxTrialsReached)
+        );
+    }
+
+    #[test]
+    fn failures_beyond_the_limit_fail_the_experiment_first() {
+        let s = spec(Some(10), Some(1), Some(0.5));
+        let c = Counts {
+            metrics_unavailable: 1,
+            ..counts(1, 1, 1)
+        };
+        assert_eq!(
+            completion(&s, &c, Some(0.1), false),
+            Some(Completion::MaxFailedTrialsReached)
+        );
+        assert_eq!(
+            Completion::MaxFailedTrialsReached.state(),
+            ExperimentState::Failed
+        );
+        assert_eq!(completion(&s, &counts(1, 1, 1), None, false), None);
+    }
+
+    #[test]
+    fn the_goal_ends_the_experiment_in_the_objective_direction() {
+        let s = spec(Some(10), None, Some(0.5));
+        assert_eq!(completion(&s, &counts(2, 1, 0), Some(0.6), false), None);
+        assert_eq!(
+            completion(&s, &counts(2, 1, 0), Some(0.5), false),
+            Some(Completion::GoalReached)
+        );
+        assert!(Completion::GoalReached.stops_running_trials());
+    }
+
+    #[test]
+    fn exhaustion_ends_the_experiment_once_nothing_runs() {
+        let s = spec(None, None, None);
+        assert_eq!(completion(&s, &counts(1, 5, 0), None, true), None);
+        assert_eq!(
+            completion(&s, &counts(0, 6, 0), None, true),
+            Some(Completion::SearchSpaceExhausted)
+        );
+    }
+
+    #[test]
+    fn strategies_reduce_observations() {
+        let values = [3.0, 1.0, 2.0];
+        assert_eq!(reduce(Strategy::Min, values), Some(1.0));
+        assert_eq!(reduce(Strategy::Max, values), Some(3.0));
+        assert_eq!(reduce(Strategy::Latest, values), Some(2.0));
+        assert_eq!(reduce(Strategy::Min, []), None);
+    }
+
+    #[test]
+    fn trial_outcomes_follow_katib_states() {
+        let exit0 = TrialExit::Exited(0);
+        assert_eq!(
+            trial_outcome(&exit0, Some(1.0), "loss", None).0,
+            TrialState::Succeeded
+        );
+        assert_eq!(
+            trial_outcome(&exit0, None, "loss", None).0,
+            TrialState::MetricsUnavailable
+        );
+        assert_eq!(
+            trial_outcome(&TrialExit::Exited(2), Some(1.0), "loss", None).0,
+            TrialState::Failed
+        );
+        let (state, message) = trial_outcome(&TrialExit::Cancelled, None, "loss", None);
+        assert_eq!((state, message.as_str()), (TrialState::Killed, INTERRUPTED));
+    }
+}
