@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 use serde_json::{Map, Value};
+use tuneflow_algorithms::{Assignment, Domain, ParameterValue};
 
 use crate::engine::rules::{self, Counts};
 use crate::spec::ExperimentSpec;
@@ -21,11 +22,28 @@ fn timestamp_opt(micros: Option<Micros>) -> Option<String> {
 
 /// A trial's parameters as a JSON object in space order.
 pub fn parameters(spec: &ExperimentSpec, trial: &Trial) -> Map<String, Value> {
+    parameters_of(spec, &trial.assignment)
+}
+
+/// An assignment as a JSON object in space order: numbers for int, double and discrete
+/// parameters (a discrete value written as an integer stays an integer: `32`, not `32.0`),
+/// strings for categorical ones.
+pub fn parameters_of(spec: &ExperimentSpec, assignment: &Assignment) -> Map<String, Value> {
     spec.space
         .parameters
         .iter()
-        .zip(&trial.assignment)
-        .map(|(p, v)| (p.name.clone(), serde_json::to_value(v).unwrap_or_default()))
+        .zip(assignment)
+        .map(|(p, v)| {
+            let value = match (&p.domain, v) {
+                (Domain::Discrete { .. }, ParameterValue::Double(x))
+                    if x.fract() == 0.0 && x.abs() < 9.0e15 =>
+                {
+                    Value::from(*x as i64)
+                }
+                _ => serde_json::to_value(v).unwrap_or_default(),
+            };
+            (p.name.clone(), value)
+        })
         .collect()
 }
 

@@ -131,8 +131,8 @@ parallelTrialCount: 3
 maxTrialCount: 50
 parameters:
   - name: a
-    parameterType: int
-    feasibleSpace: {min: "1", max: "3"}
+    parameterType: discrete
+    feasibleSpace: {list: ["16", "32", "64"]}
   - name: b
     parameterType: categorical
     feasibleSpace: {list: [w, x, y, z]}
@@ -150,6 +150,16 @@ trialTemplate:
         .map(|t| format!("{}/{}", t["parameters"]["a"], t["parameters"]["b"]))
         .collect();
     assert_eq!(points.len(), 12, "every grid point exactly once");
+    // Discrete values written as integers stay integers, in the output and in the trial.
+    assert!(
+        trials.iter().all(|t| t["parameters"]["a"].is_i64()),
+        "{trials:?}"
+    );
+    assert!(
+        trials
+            .iter()
+            .all(|t| [16.0, 32.0, 64.0].contains(&t["objective"].as_f64().expect("objective")))
+    );
     let summary = world.experiment("grid12");
     assert_eq!(summary["state"], "Succeeded");
     assert_eq!(summary["reason"], "SearchSpaceExhausted");

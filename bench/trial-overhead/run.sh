@@ -91,7 +91,11 @@ write_spec() {
     local kind="$1" parallel="$2" file="$3" command max_failed
     case "$kind" in
         true) command='["true"]'; max_failed="$TRIALS" ;;
-        echo) command='["/bin/echo", "loss=${parameters.x}"]'; max_failed=0 ;;
+        echo)
+            # ${parameters.x} is tuneflow's placeholder, kept literal by the single quotes.
+            # shellcheck disable=SC2016
+            command='["/bin/echo", "loss=${parameters.x}"]'
+            max_failed=0 ;;
     esac
     cat >"$file" <<EOF
 apiVersion: tuneflow.dev/v1alpha1

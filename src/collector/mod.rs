@@ -19,8 +19,9 @@ use regex::Regex;
 use crate::spec::{CollectorKind, FileFormat, MetricsCollector};
 use crate::store::{Micros, Observation, now_micros};
 
-/// Katib's default metrics line format: every `name=value` pair on a line.
-pub const DEFAULT_METRICS_FORMAT: &str = r"([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)";
+/// Katib's default metrics line format: every `name=value` pair on a line. `\w` is ASCII-only,
+/// as in Katib's Go implementation.
+pub const DEFAULT_METRICS_FORMAT: &str = r"((?-u:[\w|-])+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)";
 
 /// Names whose value is the step of the other values on the same line.
 const STEP_KEYS: [&str; 3] = ["step", "epoch", "global_step"];
@@ -37,7 +38,8 @@ enum Format {
     JsonLines,
 }
 
-/// Parses one trial's output lines into observations.
+/// Parses one trial's output lines into observations. Build one per experiment and clone it
+/// per trial: cloning shares the compiled regexes.
 #[derive(Debug, Clone)]
 pub struct Collector {
     format: Format,
@@ -211,6 +213,19 @@ mod tests {
         assert_eq!(
             observe(&mut c, "loss=-2.5E+2"),
             vec![("loss".into(), 3, -250.0)]
+        );
+    }
+
+    #[test]
+    fn names_are_ascii_words_as_in_katib() {
+        let mut c = Collector::text(&[]).expect("default regex");
+        assert_eq!(
+            observe(&mut c, "précision=0.9"),
+            vec![("cision".into(), 1, 0.9)]
+        );
+        assert_eq!(
+            observe(&mut c, "val-loss=2"),
+            vec![("val-loss".into(), 1, 2.0)]
         );
     }
 

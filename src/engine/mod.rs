@@ -18,8 +18,9 @@ use std::sync::Arc;
 use thiserror::Error;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tuneflow_algorithms::{Algorithm, Assignment};
+use tuneflow_algorithms::Algorithm;
 
+use crate::collector::Collector;
 use crate::executor::{Executor, TrialJob};
 use crate::spec::{ExperimentSpec, TrialContext};
 use crate::store::{
@@ -232,8 +233,11 @@ impl Engine {
         let mut running: JoinSet<(usize, Result<Execution, EngineError>)> = JoinSet::new();
         let mut stop_cause: Option<StopCause> = None;
         let mut exhausted = is_exhausted(algorithm.as_ref(), trials.len());
+        let collector = Collector::for_spec(&spec.metrics_collector)
+            .map_err(|e| EngineError::Internal(format!("metrics format does not compile: {e}")))?;
         let context = LaunchContext {
             engine: self,
+            collector: &collector,
             experiment_id: experiment.id,
             spec: &spec,
             base_dir: &request.base_dir,
@@ -446,6 +450,7 @@ impl Engine {
 /// What launching a trial needs from the run loop.
 struct LaunchContext<'a> {
     engine: &'a Engine,
+    collector: &'a Option<Collector>,
     experiment_id: i64,
     spec: &'a Arc<ExperimentSpec>,
     base_dir: &'a std::path::Path,
@@ -469,6 +474,7 @@ impl LaunchContext<'_> {
         let experiment_id = self.experiment_id;
         let trial_id = trial.id;
         let cancel = self.cancel.child_token();
+        let collector = self.collector.clone();
         running.spawn(async move {
             let result = match prepared {
                 Ok((job, metrics_file)) => {
@@ -480,6 +486,7 @@ impl LaunchContext<'_> {
                         trial_id,
                         job,
                         metrics_file,
+                        collector,
                         cancel,
                     }
                     .execute()
@@ -517,7 +524,8 @@ impl LaunchContext<'_> {
         let mut env = rendered.env;
         env.push((
             "TUNEFLOW_PARAMETERS".to_string(),
-            parameters_json(spec, &trial.assignment),
+            serde_json::Value::Object(crate::summary::parameters_of(spec, &trial.assignment))
+                .to_string(),
         ));
         env.push(("TUNEFLOW_TRIAL_INDEX".to_string(), trial.index.to_string()));
         Ok((
@@ -533,18 +541,6 @@ impl LaunchContext<'_> {
             metrics_file,
         ))
     }
-}
-
-/// A trial's parameters as one JSON object, e.g. `{"lr":0.01,"optimizer":"adam"}`.
-pub fn parameters_json(spec: &ExperimentSpec, assignment: &Assignment) -> String {
-    let object: serde_json::Map<String, serde_json::Value> = spec
-        .space
-        .parameters
-        .iter()
-        .zip(assignment)
-        .map(|(p, v)| (p.name.clone(), serde_json::to_value(v).unwrap_or_default()))
-        .collect();
-    serde_json::Value::Object(object).to_string()
 }
 
 /// The name of trial `index` of `experiment`.

@@ -47,6 +47,8 @@ pub struct TrialRun {
     pub job: TrialJob,
     /// Metrics file to follow (File collector), resolved against the working directory.
     pub metrics_file: Option<PathBuf>,
+    /// The experiment's collector (fresh step counters), `None` when nothing is parsed.
+    pub collector: Option<Collector>,
     /// Stops the trial.
     pub cancel: CancellationToken,
 }
@@ -62,10 +64,9 @@ impl TrialRun {
             trial_id,
             job,
             metrics_file,
+            collector,
             cancel,
         } = self;
-        let collector = Collector::for_spec(&spec.metrics_collector)
-            .map_err(|e| EngineError::Internal(format!("metrics format does not compile: {e}")))?;
         let stdout_collector = spec.metrics_collector.kind == CollectorKind::StdOut;
         let mut collector = collector;
         let mut tail = match (&metrics_file, spec.metrics_collector.kind) {
