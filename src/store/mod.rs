@@ -176,6 +176,9 @@ pub struct Trial {
     pub message: Option<String>,
     /// How many times it was started (a trial interrupted by a crash is run again).
     pub attempts: u32,
+    /// The executor's reference to it while it runs (a process group id for local runs);
+    /// cleared when it stops.
+    pub handle: Option<String>,
     /// When it was suggested.
     pub created_at: Micros,
     /// When it last started.
@@ -317,6 +320,9 @@ pub trait Store: Send + Sync {
 
     /// Marks a trial Running, counts the attempt and stamps its start.
     async fn start_trial(&self, trial_id: i64, experiment_id: i64) -> Result<(), StoreError>;
+
+    /// Records the executor's reference to a started trial (see [`Trial::handle`]).
+    async fn set_trial_handle(&self, trial_id: i64, handle: &str) -> Result<(), StoreError>;
 
     /// Writes a trial's final state.
     async fn finish_trial(

@@ -75,21 +75,36 @@ impl SqliteStore {
             .map_err(|e| StoreError::Corrupt(format!("experiment spec: {e}")))
     }
 
-    async fn event(
-        tx: &mut Transaction<'_, Sqlite>,
-        experiment_id: i64,
-        trial_id: Option<i64>,
-        kind: &str,
-        message: Option<&str>,
+    /// Records `event` in `tx` and commits: every state change is written together with its
+    /// entry in the event log, or not at all.
+    async fn commit_with(
+        mut tx: Transaction<'_, Sqlite>,
+        event: Event<'_>,
     ) -> Result<(), StoreError> {
+        event.record(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// One entry of the event log: a state change of an experiment or of one of its trials.
+struct Event<'a> {
+    experiment_id: i64,
+    trial_id: Option<i64>,
+    kind: &'a str,
+    message: Option<&'a str>,
+}
+
+impl Event<'_> {
+    async fn record(&self, tx: &mut Transaction<'_, Sqlite>) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO events (experiment_id, trial_id, timestamp, kind, message) VALUES ($1, $2, $3, $4, $5)",
         )
-        .bind(experiment_id)
-        .bind(trial_id)
+        .bind(self.experiment_id)
+        .bind(self.trial_id)
         .bind(now_micros())
-        .bind(kind.to_string())
-        .bind(message.map(str::to_string))
+        .bind(self.kind.to_string())
+        .bind(self.message.map(str::to_string))
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -164,6 +179,7 @@ fn trial_from_row(spec: &ExperimentSpec, row: &SqliteRow) -> Result<Trial, Store
         objective: row.try_get("objective")?,
         message: row.try_get("message")?,
         attempts: attempts as u32,
+        handle: row.try_get("handle")?,
         created_at: row.try_get("created_at")?,
         started_at: row.try_get("started_at")?,
         completed_at: row.try_get("completed_at")?,
@@ -200,8 +216,13 @@ impl Store for SqliteStore {
             }
             Err(e) => return Err(e.into()),
         };
-        Self::event(&mut tx, id, None, ExperimentState::Created.as_str(), None).await?;
-        tx.commit().await?;
+        let event = Event {
+            experiment_id: id,
+            trial_id: None,
+            kind: ExperimentState::Created.as_str(),
+            message: None,
+        };
+        Self::commit_with(tx, event).await?;
         Ok(Experiment {
             id,
             name: spec.name.clone(),
@@ -284,16 +305,13 @@ impl Store for SqliteStore {
         .bind(experiment_id)
         .execute(&mut *tx)
         .await?;
-        Self::event(
-            &mut tx,
+        let event = Event {
             experiment_id,
-            None,
-            state.as_str(),
-            message.or(reason),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+            trial_id: None,
+            kind: state.as_str(),
+            message: message.or(reason),
+        };
+        Self::commit_with(tx, event).await
     }
 
     async fn claim_experiment(
@@ -355,13 +373,13 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
             let id = result.last_insert_rowid();
-            Self::event(
-                &mut tx,
+            Event {
                 experiment_id,
-                Some(id),
-                TrialState::Pending.as_str(),
-                None,
-            )
+                trial_id: Some(id),
+                kind: TrialState::Pending.as_str(),
+                message: None,
+            }
+            .record(&mut tx)
             .await?;
             created.push(Trial {
                 id,
@@ -372,6 +390,7 @@ impl Store for SqliteStore {
                 objective: None,
                 message: None,
                 attempts: 0,
+                handle: None,
                 created_at: now,
                 started_at: None,
                 completed_at: None,
@@ -384,7 +403,7 @@ impl Store for SqliteStore {
     async fn trials(&self, experiment_id: i64) -> Result<Vec<Trial>, StoreError> {
         let spec = self.spec_of(experiment_id).await?;
         let rows = sqlx::query(
-            "SELECT id, idx, name, state, parameters, objective, message, attempts, created_at, started_at, completed_at \
+            "SELECT id, idx, name, state, parameters, objective, message, attempts, handle, created_at, started_at, completed_at \
              FROM trials WHERE experiment_id = $1 ORDER BY idx",
         )
         .bind(experiment_id)
@@ -396,22 +415,28 @@ impl Store for SqliteStore {
     async fn start_trial(&self, trial_id: i64, experiment_id: i64) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "UPDATE trials SET state = $1, started_at = $2, attempts = attempts + 1 WHERE id = $3",
+            "UPDATE trials SET state = $1, started_at = $2, attempts = attempts + 1, handle = NULL WHERE id = $3",
         )
         .bind(TrialState::Running.as_str())
         .bind(now_micros())
         .bind(trial_id)
         .execute(&mut *tx)
         .await?;
-        Self::event(
-            &mut tx,
+        let event = Event {
             experiment_id,
-            Some(trial_id),
-            TrialState::Running.as_str(),
-            None,
-        )
-        .await?;
-        tx.commit().await?;
+            trial_id: Some(trial_id),
+            kind: TrialState::Running.as_str(),
+            message: None,
+        };
+        Self::commit_with(tx, event).await
+    }
+
+    async fn set_trial_handle(&self, trial_id: i64, handle: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE trials SET handle = $1 WHERE id = $2")
+            .bind(handle.to_string())
+            .bind(trial_id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -423,7 +448,7 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "UPDATE trials SET state = $1, objective = $2, message = $3, completed_at = $4 WHERE id = $5",
+            "UPDATE trials SET state = $1, objective = $2, message = $3, completed_at = $4, handle = NULL WHERE id = $5",
         )
         .bind(outcome.state.as_str())
         .bind(outcome.objective)
@@ -432,16 +457,13 @@ impl Store for SqliteStore {
         .bind(trial_id)
         .execute(&mut *tx)
         .await?;
-        Self::event(
-            &mut tx,
+        let event = Event {
             experiment_id,
-            Some(trial_id),
-            outcome.state.as_str(),
-            outcome.message.as_deref(),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+            trial_id: Some(trial_id),
+            kind: outcome.state.as_str(),
+            message: outcome.message.as_deref(),
+        };
+        Self::commit_with(tx, event).await
     }
 
     async fn requeue_trial(&self, trial_id: i64, experiment_id: i64) -> Result<(), StoreError> {
@@ -451,22 +473,19 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         sqlx::query(
-            "UPDATE trials SET state = $1, objective = NULL, message = NULL, started_at = NULL, completed_at = NULL WHERE id = $2",
+            "UPDATE trials SET state = $1, objective = NULL, message = NULL, started_at = NULL, completed_at = NULL, handle = NULL WHERE id = $2",
         )
         .bind(TrialState::Pending.as_str())
         .bind(trial_id)
         .execute(&mut *tx)
         .await?;
-        Self::event(
-            &mut tx,
+        let event = Event {
             experiment_id,
-            Some(trial_id),
-            TrialState::Pending.as_str(),
-            Some("requeued after an interruption"),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+            trial_id: Some(trial_id),
+            kind: TrialState::Pending.as_str(),
+            message: Some("requeued after an interruption"),
+        };
+        Self::commit_with(tx, event).await
     }
 
     async fn add_observations(
