@@ -137,3 +137,89 @@ fn a_finished_experiment_is_not_run_again_unless_fresh() {
     assert_eq!(fresh.len(), 12);
     assert_ne!(fresh[0]["createdAt"], first[0]["createdAt"]);
 }
+
+#[test]
+fn a_resumed_run_stops_the_processes_a_crashed_run_left_behind() {
+    let world = World::new();
+    // While the file `hang` exists, a trial starts a grandchild and hangs; then it succeeds.
+    world.write("hang", "");
+    world.write(
+        "hang-once.sh",
+        r#"#!/bin/sh
+if [ ! -e hang ]; then echo "score=$1"; exit 0; fi
+sleep 300 &
+echo $! > "grandchild-$TUNEFLOW_TRIAL_NAME.pid"
+echo $$ > "leader-$TUNEFLOW_TRIAL_NAME.pid"
+sleep 300
+"#,
+    );
+    let file = world.write(
+        "exp.yaml",
+        &experiment(
+            "orphans",
+            r#"objective: {type: maximize, objectiveMetricName: score}
+algorithm: {algorithmName: random}
+parallelTrialCount: 2
+maxTrialCount: 4
+parameters:
+  - {name: x, parameterType: double, feasibleSpace: {min: 0, max: 1}}
+trialTemplate:
+  command: ["sh", "hang-once.sh", "${parameters.x}"]
+"#,
+        ),
+    );
+    let file = file.to_str().expect("path");
+    let mut child = world
+        .tuneflow()
+        .args(["run", file])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start tuneflow run");
+    let pid_files = |dir: &std::path::Path| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(dir)
+            .expect("read dir")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "pid"))
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pid_files(world.dir.path()).len() < 4 {
+        assert!(Instant::now() < deadline, "the trials never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).expect("kill tuneflow");
+    child.wait().expect("wait");
+    let pids: Vec<u32> = pid_files(world.dir.path())
+        .iter()
+        .map(|p| {
+            std::fs::read_to_string(p)
+                .expect("pid file")
+                .trim()
+                .parse()
+                .expect("pid")
+        })
+        .collect();
+    assert!(
+        pids.iter().all(|pid| common::process_alive(*pid)),
+        "the crashed run's trials outlive it until a resume stops them"
+    );
+
+    std::fs::remove_file(world.path("hang")).expect("end the hanging phase");
+    let started = Instant::now();
+    let output = world.run(&["run", file]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(started.elapsed() < Duration::from_secs(60));
+    for pid in pids {
+        assert!(
+            !common::process_alive(pid),
+            "process {pid} of the crashed run survived"
+        );
+    }
+    let trials = world.trials("orphans");
+    assert_eq!(trials.len(), 4);
+    assert!(
+        trials.iter().all(|t| t["state"] == "Succeeded"),
+        "{trials:#?}"
+    );
+}

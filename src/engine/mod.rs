@@ -8,6 +8,7 @@
 //! Interrupted; the next run resumes it, running the interrupted trials again so that the
 //! experiment ends with exactly `maxTrialCount` trials, none lost and none repeated.
 
+pub mod ledger;
 pub mod rules;
 pub mod trial;
 
@@ -26,6 +27,7 @@ use crate::spec::{ExperimentSpec, TrialContext};
 use crate::store::{
     Experiment, ExperimentState, NewTrial, Store, StoreError, Trial, TrialOutcome, TrialState,
 };
+use ledger::Ledger;
 use rules::{Completion, Counts, StopCause};
 use trial::{Execution, TrialRun};
 
@@ -213,18 +215,11 @@ impl Engine {
                             .join("; ")
                     ))
                 })?;
-        let mut trials = self.store.trials(experiment.id).await?;
-        for trial in trials.iter_mut() {
-            let interrupted = !trial.state.is_final()
-                || (trial.state == TrialState::Killed
-                    && trial.message.as_deref() == Some(rules::INTERRUPTED));
-            if interrupted && trial.state != TrialState::Pending {
-                self.store.requeue_trial(trial.id, experiment.id).await?;
-                trial.state = TrialState::Pending;
-                trial.message = None;
-                trial.objective = None;
-            }
+        let mut stored = self.store.trials(experiment.id).await?;
+        for trial in stored.iter_mut() {
+            self.reclaim(experiment, trial).await?;
         }
+        let mut ledger = Ledger::new(stored, spec.objective.direction);
         self.store
             .set_experiment_state(experiment.id, ExperimentState::Running, None, None)
             .await?;
@@ -232,7 +227,7 @@ impl Engine {
         let trials_cancel = CancellationToken::new();
         let mut running: JoinSet<(usize, Result<Execution, EngineError>)> = JoinSet::new();
         let mut stop_cause: Option<StopCause> = None;
-        let mut exhausted = is_exhausted(algorithm.as_ref(), trials.len());
+        let mut exhausted = is_exhausted(algorithm.as_ref(), ledger.trials().len());
         let collector = Collector::for_spec(&spec.metrics_collector)
             .map_err(|e| EngineError::Internal(format!("metrics format does not compile: {e}")))?;
         let context = LaunchContext {
@@ -247,16 +242,12 @@ impl Engine {
         let mut completion: Option<Completion> = None;
 
         loop {
-            let counts = Counts::of(&trials);
-            let status = status_of(&spec, &trials, counts);
-            progress.update(&status);
+            let counts = ledger.counts();
+            let was_exhausted = exhausted;
+            progress.update(&ledger.status(&spec));
             if stop_cause.is_none() && failure.is_none() {
-                completion = rules::completion(
-                    &spec,
-                    &counts,
-                    status.best.as_ref().map(|(_, v)| *v),
-                    exhausted,
-                );
+                let best = ledger.best().and_then(|t| t.objective);
+                completion = rules::completion(&spec, &counts, best, exhausted);
                 if let Some(done) = completion {
                     if !done.stops_running_trials() && !running.is_empty() {
                         // Wait for the running trials; they still count.
@@ -273,41 +264,24 @@ impl Engine {
                 }
             }
             if stop_cause.is_none() && failure.is_none() && completion.is_none() {
-                // Fill free slots: interrupted trials first, then new suggestions.
-                let mut slots = spec
-                    .parallel_trial_count
-                    .saturating_sub(running.len() as u32);
-                for position in 0..trials.len() {
-                    if slots == 0 {
-                        break;
-                    }
-                    if trials[position].state == TrialState::Pending {
-                        context.launch(&mut running, &mut trials, position);
-                        slots -= 1;
-                    }
-                }
-                let counts = Counts::of(&trials);
-                let new = rules::new_trial_slots(&spec, &counts).min(slots);
+                // Fill free slots: trials an interruption left unfinished first, then new
+                // suggestions, each recorded as Pending before it starts.
+                context.start_pending(&mut running, &mut ledger);
+                let new = rules::new_trial_slots(&spec, &ledger.counts());
                 if new > 0 && !exhausted {
                     match self
-                        .suggest(experiment, &spec, algorithm.as_ref(), &trials, new)
+                        .suggest(experiment, &spec, algorithm.as_ref(), &ledger, new)
                         .await
                     {
                         Ok((created, now_exhausted)) => {
                             exhausted = now_exhausted;
-                            for trial in created {
-                                trials.push(trial);
-                                let position = trials.len() - 1;
-                                context.launch(&mut running, &mut trials, position);
-                            }
+                            created.into_iter().for_each(|trial| ledger.push(trial));
+                            context.start_pending(&mut running, &mut ledger);
                         }
                         Err(e) => {
                             failure = Some(e);
                             trials_cancel.cancel();
                         }
-                    }
-                    if running.is_empty() && failure.is_none() {
-                        continue;
                     }
                 }
             }
@@ -315,7 +289,7 @@ impl Engine {
                 if failure.is_some() || stop_cause.is_some() {
                     break;
                 }
-                if completion.is_none() {
+                if completion.is_none() && ledger.counts() == counts && exhausted == was_exhausted {
                     // Nothing runs and nothing can start: only possible if the rules disagree.
                     return Err(EngineError::Internal(format!(
                         "experiment `{}` cannot make progress: no trial runs, none may start, and it is not complete",
@@ -332,7 +306,6 @@ impl Engine {
                     })?;
                     match execution {
                         Ok(execution) => {
-                            let trial = &mut trials[position];
                             let (state, message) = rules::trial_outcome(
                                 &execution.exit,
                                 execution.objective,
@@ -344,19 +317,17 @@ impl Engine {
                                 objective: execution.objective,
                                 message: Some(message),
                             };
+                            let trial_id = ledger.trial(position).id;
                             if let Err(e) = self
                                 .store
-                                .finish_trial(trial.id, experiment.id, &outcome)
+                                .finish_trial(trial_id, experiment.id, &outcome)
                                 .await
                             {
                                 failure.get_or_insert(e.into());
                                 trials_cancel.cancel();
                             }
-                            trial.state = outcome.state;
-                            trial.objective = outcome.objective;
-                            trial.message = outcome.message;
-                            let status = status_of(&spec, &trials, Counts::of(&trials));
-                            progress.trial_finished(&trials[position], &status);
+                            ledger.update(position, outcome.state, outcome.objective, outcome.message);
+                            progress.trial_finished(ledger.trial(position), &ledger.status(&spec));
                         }
                         Err(e) => {
                             failure.get_or_insert(e);
@@ -383,7 +354,7 @@ impl Engine {
                 .await;
             return Err(e);
         }
-        let counts = Counts::of(&trials);
+        let counts = ledger.counts();
         match (&stop_cause, completion) {
             (Some(StopCause::Interrupted), _) => {
                 self.store
@@ -417,18 +388,46 @@ impl Engine {
             .ok_or_else(|| StoreError::NotFound(spec.name.clone()).into())
     }
 
+    /// Puts a trial that a crash or an interruption left unfinished back in the queue,
+    /// first stopping whatever of it still runs from the crashed run.
+    async fn reclaim(&self, experiment: &Experiment, trial: &mut Trial) -> Result<(), EngineError> {
+        let interrupted = !trial.state.is_final()
+            || (trial.state == TrialState::Killed
+                && trial.message.as_deref() == Some(rules::INTERRUPTED));
+        if !interrupted || trial.state == TrialState::Pending {
+            return Ok(());
+        }
+        if let Some(handle) = &trial.handle {
+            let stopped = self
+                .executor
+                .stop_orphan(&experiment.name, &trial.name, handle)
+                .await;
+            if stopped > 0 {
+                tracing::warn!(
+                    trial = %trial.name,
+                    "stopped {stopped} process(es) left running by an earlier run"
+                );
+            }
+        }
+        self.store.requeue_trial(trial.id, experiment.id).await?;
+        trial.state = TrialState::Pending;
+        trial.message = None;
+        trial.objective = None;
+        trial.handle = None;
+        Ok(())
+    }
+
     /// Asks the algorithm for `count` assignments and records them as Pending trials.
     async fn suggest(
         &self,
         experiment: &Experiment,
         spec: &ExperimentSpec,
         algorithm: &dyn Algorithm,
-        trials: &[Trial],
+        ledger: &Ledger,
         count: u32,
     ) -> Result<(Vec<Trial>, bool), EngineError> {
-        let history: Vec<_> = trials.iter().map(rules::history_record).collect();
-        let suggestions = algorithm.suggest(experiment.seed, &history, count as usize);
-        let first = trials.len() as u64;
+        let suggestions = algorithm.suggest(experiment.seed, ledger.history(), count as usize);
+        let first = ledger.trials().len() as u64;
         let new: Vec<NewTrial> = suggestions
             .assignments
             .into_iter()
@@ -458,15 +457,28 @@ struct LaunchContext<'a> {
 }
 
 impl LaunchContext<'_> {
+    /// Starts queued trials while parallel slots are free.
+    fn start_pending(
+        &self,
+        running: &mut JoinSet<(usize, Result<Execution, EngineError>)>,
+        ledger: &mut Ledger,
+    ) {
+        while (running.len() as u32) < self.spec.parallel_trial_count {
+            let Some(position) = ledger.next_pending() else {
+                break;
+            };
+            ledger.update(position, TrialState::Running, None, None);
+            self.launch(running, ledger.trial(position), position);
+        }
+    }
+
     /// Renders the trial's job and starts it on the join set.
     fn launch(
         &self,
         running: &mut JoinSet<(usize, Result<Execution, EngineError>)>,
-        trials: &mut [Trial],
+        trial: &Trial,
         position: usize,
     ) {
-        let trial = &mut trials[position];
-        trial.state = TrialState::Running;
         let prepared = self.job(trial);
         let store = self.engine.store.clone();
         let executor = self.engine.executor.clone();
@@ -546,15 +558,6 @@ impl LaunchContext<'_> {
 /// The name of trial `index` of `experiment`.
 pub fn trial_name(experiment: &str, index: u64) -> String {
     format!("{experiment}-{index:04}")
-}
-
-fn status_of(spec: &ExperimentSpec, trials: &[Trial], counts: Counts) -> Status {
-    Status {
-        counts,
-        max_trials: spec.max_trial_count,
-        best: rules::best_trial(spec, trials)
-            .and_then(|t| t.objective.map(|v| (t.name.clone(), v))),
-    }
 }
 
 fn is_exhausted(algorithm: &dyn Algorithm, suggested: usize) -> bool {

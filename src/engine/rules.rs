@@ -39,6 +39,15 @@ impl Counts {
         counts
     }
 
+    /// Moves one trial from state `from` (none for a new trial) to state `to`.
+    pub fn shift(&mut self, from: Option<TrialState>, to: TrialState) {
+        if let Some(from) = from {
+            let slot = self.slot(from);
+            *slot = slot.saturating_sub(1);
+        }
+        *self.slot(to) += 1;
+    }
+
     fn slot(&mut self, state: TrialState) -> &mut u32 {
         match state {
             TrialState::Pending => &mut self.pending,

@@ -112,7 +112,10 @@ impl TrialRun {
                             buffer.clear();
                         }
                     }
-                    Some(_) => {}
+                    Some(ExecutorEvent::Started { handle }) => {
+                        store.set_trial_handle(trial_id, &handle).await?;
+                    }
+                    Some(ExecutorEvent::Line(_)) => {}
                     None => events_open = false,
                 },
                 _ = ticker.tick() => {

@@ -84,7 +84,11 @@ impl Executor for LocalExecutor {
         let Some(pid) = child.id() else {
             return TrialExit::SpawnFailed("the process exited before it could be tracked".into());
         };
-        let _ = events.send(ExecutorEvent::Started { pid }).await;
+        let _ = events
+            .send(ExecutorEvent::Started {
+                handle: pid.to_string(),
+            })
+            .await;
 
         let (lines_tx, lines_rx) = mpsc::channel::<Vec<u8>>(1024);
         let mut readers = Vec::new();
@@ -115,6 +119,48 @@ impl Executor for LocalExecutor {
         }
         exit
     }
+
+    async fn stop_orphan(&self, experiment: &str, trial_name: &str, handle: &str) -> usize {
+        let Ok(group) = handle.parse::<i32>() else {
+            return 0;
+        };
+        let marks = [
+            format!("TUNEFLOW_EXPERIMENT={experiment}"),
+            format!("TUNEFLOW_TRIAL_NAME={trial_name}"),
+        ];
+        let orphans = tokio::task::spawn_blocking(move || group_members(group, &marks))
+            .await
+            .unwrap_or_default();
+        for pid in &orphans {
+            let _ = nix::sys::signal::kill(Pid::from_raw(*pid), Signal::SIGKILL);
+        }
+        orphans.len()
+    }
+}
+
+/// The processes of process group `group` whose environment carries every one of `marks`:
+/// the trial's own processes, and never an unrelated process that reused the id.
+fn group_members(group: i32, marks: &[String]) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| process_group(*pid) == Some(group))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
+                let vars: Vec<&[u8]> = environ.split(|b| *b == 0).collect();
+                marks.iter().all(|mark| vars.contains(&mark.as_bytes()))
+            })
+        })
+        .collect()
+}
+
+/// The process group of `pid`, from `/proc/PID/stat` (the field after state and parent).
+fn process_group(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(2)?.parse().ok()
 }
 
 /// Waits for the child, enforcing the timeout and cancellation.

@@ -38,10 +38,12 @@ pub struct TrialJob {
 /// What an executor reports while a trial runs.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExecutorEvent {
-    /// The trial's process started with this id (also its process group id).
+    /// The trial started; `handle` is the executor's reference to it (for local runs, the
+    /// process group id), kept in the store so that [`Executor::stop_orphan`] can find it
+    /// after a crash.
     Started {
-        /// Process id.
-        pid: u32,
+        /// The executor's reference to the running trial.
+        handle: String,
     },
     /// One line the trial wrote (stdout or stderr), without its newline, cut to
     /// [`crate::collector::MAX_LINE_BYTES`].
@@ -74,4 +76,10 @@ pub trait Executor: Send + Sync {
         events: mpsc::Sender<ExecutorEvent>,
         cancel: CancellationToken,
     ) -> TrialExit;
+
+    /// Stops whatever is still running of a trial that an earlier, crashed run of the
+    /// experiment started (`handle` as sent in [`ExecutorEvent::Started`]). Must not touch
+    /// anything that does not belong to that trial. Returns how many processes (or other
+    /// resources) it stopped.
+    async fn stop_orphan(&self, experiment: &str, trial_name: &str, handle: &str) -> usize;
 }
