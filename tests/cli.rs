@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{World, experiment, katib_dir, text};
+use common::{World, experiment, katib_dir, text, x_experiment};
 
 #[test]
 fn validate_reports_every_error_with_its_field_and_position() {
@@ -147,17 +147,10 @@ fn queries_of_unknown_experiments_and_stores_say_so() {
     world.write("echo.sh", "#!/bin/sh\necho \"loss=$1\"\n");
     let file = world.write(
         "e.yaml",
-        &experiment(
+        &x_experiment(
             "one",
-            r#"objective: {type: minimize, objectiveMetricName: loss}
-algorithm: {algorithmName: random}
-parallelTrialCount: 1
-maxTrialCount: 1
-parameters:
-  - {name: x, parameterType: double, feasibleSpace: {min: 0, max: 1}}
-trialTemplate:
-  command: ["sh", "echo.sh", "${parameters.x}"]
-"#,
+            "parallelTrialCount: 1\nmaxTrialCount: 1",
+            r#"command: ["sh", "echo.sh", "${parameters.x}"]"#,
         ),
     );
     assert!(
@@ -179,16 +172,10 @@ fn one_trial_experiment(world: &World) -> String {
     world.write("echo.sh", "#!/bin/sh\necho \"loss=$1\"\n");
     let file = world.write(
         "e.yaml",
-        &experiment(
+        &x_experiment(
             "store-trouble",
-            r#"objective: {type: minimize, objectiveMetricName: loss}
-algorithm: {algorithmName: random}
-maxTrialCount: 3
-parameters:
-  - {name: x, parameterType: double, feasibleSpace: {min: 0, max: 1}}
-trialTemplate:
-  command: ["sh", "echo.sh", "${parameters.x}"]
-"#,
+            "maxTrialCount: 3",
+            r#"command: ["sh", "echo.sh", "${parameters.x}"]"#,
         ),
     );
     file.to_str().expect("path").to_string()

@@ -4,7 +4,7 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::{World, experiment, text};
+use common::{World, experiment, text, x_experiment};
 use serde_json::Value;
 
 /// A trial program: prints the objective (x - 1)^2 + y after a short pause.
@@ -171,18 +171,10 @@ fn too_many_failures_fail_the_experiment() {
     world.write("fail.sh", "#!/bin/sh\necho 'loss=1'\nexit 3\n");
     let file = world.write(
         "fail.yaml",
-        &experiment(
+        &x_experiment(
             "failing",
-            r#"objective: {type: minimize, objectiveMetricName: loss}
-algorithm: {algorithmName: random}
-parallelTrialCount: 1
-maxTrialCount: 10
-maxFailedTrialCount: 2
-parameters:
-  - {name: x, parameterType: double, feasibleSpace: {min: 0, max: 1}}
-trialTemplate:
-  command: ["sh", "fail.sh", "${parameters.x}"]
-"#,
+            "parallelTrialCount: 1\nmaxTrialCount: 10\nmaxFailedTrialCount: 2",
+            r#"command: ["sh", "fail.sh", "${parameters.x}"]"#,
         ),
     );
     let output = world.run(&["run", file.to_str().expect("path")]);
@@ -206,18 +198,10 @@ fn a_timeout_kills_the_whole_process_group() {
     );
     let file = world.write(
         "hang.yaml",
-        &experiment(
+        &x_experiment(
             "hanging",
-            r#"objective: {type: minimize, objectiveMetricName: loss}
-algorithm: {algorithmName: random}
-parallelTrialCount: 2
-maxTrialCount: 2
-parameters:
-  - {name: x, parameterType: double, feasibleSpace: {min: 0, max: 1}}
-trialTemplate:
-  command: ["sh", "hang.sh", "${parameters.x}"]
-  timeout: 1s
-"#,
+            "parallelTrialCount: 2\nmaxTrialCount: 2",
+            "command: [sh, hang.sh, \"${parameters.x}\"]\ntimeout: 1s",
         ),
     );
     let started = std::time::Instant::now();
@@ -257,18 +241,10 @@ fn trials_without_the_objective_or_with_a_missing_command_are_reported() {
     world.write("noisy.sh", "#!/bin/sh\necho 'garbage ==== 12abc'\nhead -c 300000 /dev/zero | tr '\\0' 'x'\necho\necho 'accuracy=0.5'\n");
     let file = world.write(
         "noisy.yaml",
-        &experiment(
+        &x_experiment(
             "noisy",
-            r#"objective: {type: minimize, objectiveMetricName: loss}
-algorithm: {algorithmName: random}
-parallelTrialCount: 1
-maxTrialCount: 2
-maxFailedTrialCount: 2
-parameters:
-  - {name: x, parameterType: double, feasibleSpace: {min: 0, max: 1}}
-trialTemplate:
-  command: ["sh", "noisy.sh", "${parameters.x}"]
-"#,
+            "parallelTrialCount: 1\nmaxTrialCount: 2\nmaxFailedTrialCount: 2",
+            r#"command: ["sh", "noisy.sh", "${parameters.x}"]"#,
         ),
     );
     let output = world.run(&["run", file.to_str().expect("path")]);
@@ -283,18 +259,10 @@ trialTemplate:
 
     let file = world.write(
         "missing.yaml",
-        &experiment(
+        &x_experiment(
             "missing",
-            r#"objective: {type: minimize, objectiveMetricName: loss}
-algorithm: {algorithmName: random}
-parallelTrialCount: 1
-maxTrialCount: 3
-maxFailedTrialCount: 0
-parameters:
-  - {name: x, parameterType: double, feasibleSpace: {min: 0, max: 1}}
-trialTemplate:
-  command: ["./no-such-program", "${parameters.x}"]
-"#,
+            "parallelTrialCount: 1\nmaxTrialCount: 3\nmaxFailedTrialCount: 0",
+            r#"command: ["./no-such-program", "${parameters.x}"]"#,
         ),
     );
     let output = world.run(&["run", file.to_str().expect("path")]);
@@ -318,17 +286,10 @@ fn a_trial_that_floods_its_output_keeps_every_observation() {
     );
     let file = world.write(
         "flood.yaml",
-        &experiment(
+        &x_experiment(
             "flood",
-            r#"objective: {type: minimize, objectiveMetricName: loss}
-algorithm: {algorithmName: random}
-parallelTrialCount: 2
-maxTrialCount: 2
-parameters:
-  - {name: x, parameterType: double, feasibleSpace: {min: 0, max: 1}}
-trialTemplate:
-  command: ["sh", "flood.sh", "${parameters.x}"]
-"#,
+            "parallelTrialCount: 2\nmaxTrialCount: 2",
+            r#"command: ["sh", "flood.sh", "${parameters.x}"]"#,
         ),
     );
     let output = world.run(&["run", file.to_str().expect("path")]);

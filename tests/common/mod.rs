@@ -109,6 +109,29 @@ pub fn experiment(name: &str, body: &str) -> String {
     text
 }
 
+/// An experiment that minimizes `loss` by random search over one double `x` in [0, 1].
+/// `limits` holds spec lines such as `maxTrialCount: 3`; `template` the lines of the trial
+/// template (`command: [...]`, `timeout: 1s`).
+pub fn x_experiment(name: &str, limits: &str, template: &str) -> String {
+    let mut body = String::from(
+        "objective: {type: minimize, objectiveMetricName: loss}\nalgorithm: {algorithmName: random}\n",
+    );
+    for line in limits.lines() {
+        body.push_str(line.trim());
+        body.push('\n');
+    }
+    body.push_str(
+        "parameters:\n  - {name: x, parameterType: double, feasibleSpace: {min: 0, max: 1}}\n",
+    );
+    body.push_str("trialTemplate:\n");
+    for line in template.lines() {
+        body.push_str("  ");
+        body.push_str(line.trim());
+        body.push('\n');
+    }
+    experiment(name, &body)
+}
+
 /// The shared Katib examples (`shared/` beside the repository).
 pub fn katib_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/katib")
