@@ -181,10 +181,63 @@ impl ExperimentSummary {
     }
 }
 
-/// Formats a JSON parameter value for a table cell (strings without quotes).
+/// Formats a JSON parameter value for a table cell: strings without quotes, numbers as
+/// [`human`] writes them.
 pub fn cell(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
+        Value::Number(n) if n.is_f64() => n.as_f64().map(human).unwrap_or_default(),
         other => other.to_string(),
+    }
+}
+
+/// A number for people: six significant digits, trailing zeros dropped, exponent notation
+/// only for very small or very large magnitudes (`0.000123457`, `1.5e-7`, `2.5e+9`).
+/// Tables and progress lines use it; `-o json` keeps full precision.
+pub fn human(value: f64) -> String {
+    if value == 0.0 || !value.is_finite() {
+        return value.to_string();
+    }
+    let magnitude = value.abs().log10().floor() as i32;
+    if (-4..9).contains(&magnitude) {
+        let decimals = (5 - magnitude).max(0) as usize;
+        let text = format!("{value:.decimals$}");
+        if text.contains('.') {
+            text.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            text
+        }
+    } else {
+        let text = format!("{value:.5e}");
+        match text.split_once('e') {
+            Some((mantissa, exponent)) => {
+                let mantissa = mantissa.trim_end_matches('0').trim_end_matches('.');
+                let exponent = exponent.parse::<i32>().unwrap_or_default();
+                format!("{mantissa}e{exponent:+}")
+            }
+            None => text,
+        }
+    }
+}
+
+/// [`human`] for an optional number, `-` when absent.
+pub fn human_opt(value: Option<f64>) -> String {
+    value.map(human).unwrap_or_else(|| "-".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human;
+
+    #[test]
+    fn numbers_for_people_have_six_significant_digits() {
+        assert_eq!(human(0.45167998004569476), "0.45168");
+        assert_eq!(human(8.784790852930343e-6), "8.78479e-6");
+        assert_eq!(human(0.000123456789), "0.000123457");
+        assert_eq!(human(12.5), "12.5");
+        assert_eq!(human(-3.0), "-3");
+        assert_eq!(human(123456.0), "123456");
+        assert_eq!(human(2.5e9), "2.5e+9");
+        assert_eq!(human(0.0), "0");
     }
 }

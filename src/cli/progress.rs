@@ -8,6 +8,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::engine::{Progress, Status};
 use crate::spec::ExperimentSpec;
 use crate::store::{Trial, TrialState};
+use crate::summary;
+use tuneflow_algorithms::ParameterValue;
 
 /// Shows an experiment's progress on stderr.
 pub struct Display {
@@ -65,7 +67,11 @@ impl Display {
             text.push_str(&format!("  killed {}", c.killed));
         }
         if let Some((trial, value)) = &status.best {
-            text.push_str(&format!("  best {}={} ({trial})", self.metric, value));
+            text.push_str(&format!(
+                "  best {}={} ({trial})",
+                self.metric,
+                summary::human(*value)
+            ));
         }
         text
     }
@@ -83,10 +89,13 @@ impl Progress for Display {
             .names
             .iter()
             .zip(&trial.assignment)
-            .map(|(n, v)| format!("{n}={v}"))
+            .map(|(n, v)| match v {
+                ParameterValue::Double(x) => format!("{n}={}", summary::human(*x)),
+                other => format!("{n}={other}"),
+            })
             .collect();
         let detail = match (trial.state, trial.objective) {
-            (TrialState::Succeeded, Some(v)) => format!("{}={v}", self.metric),
+            (TrialState::Succeeded, Some(v)) => format!("{}={}", self.metric, summary::human(v)),
             _ => trial.message.clone().unwrap_or_default(),
         };
         let line = format!(

@@ -30,12 +30,6 @@ async fn load(store: &dyn Store, name: &str) -> anyhow::Result<(Experiment, Vec<
     Ok((experiment, trials))
 }
 
-fn number(value: Option<f64>) -> String {
-    value
-        .map(|v| v.to_string())
-        .unwrap_or_else(|| "-".to_string())
-}
-
 /// Lists experiments.
 pub async fn experiments(store_url: &str, args: ListArgs) -> anyhow::Result<Exit> {
     let store = open_store(store_url).await?;
@@ -71,7 +65,7 @@ pub async fn experiments(store_url: &str, args: ListArgs) -> anyhow::Result<Exit
         let best = s
             .best
             .as_ref()
-            .map(|b| format!("{}={}", b.metric, b.objective))
+            .map(|b| format!("{}={}", b.metric, summary::human(b.objective)))
             .unwrap_or_else(|| "-".to_string());
         table.add_row(vec![
             s.name.clone(),
@@ -107,7 +101,11 @@ pub async fn trials(store_url: &str, args: ExperimentArgs) -> anyhow::Result<Exi
     header.extend(["DURATION".to_string(), "MESSAGE".to_string()]);
     let mut table = output::table(header);
     for s in &summaries {
-        let mut row = vec![s.name.clone(), s.state.clone(), number(s.objective)];
+        let mut row = vec![
+            s.name.clone(),
+            s.state.clone(),
+            summary::human_opt(s.objective),
+        ];
         row.extend(s.parameters.values().map(summary::cell));
         row.push(
             s.duration_seconds
@@ -148,7 +146,9 @@ pub async fn best(store_url: &str, args: ExperimentArgs) -> anyhow::Result<Exit>
 pub fn print_best(best: &BestTrial) {
     println!(
         "best trial: {}  {} = {}",
-        best.trial, best.metric, best.objective
+        best.trial,
+        best.metric,
+        summary::human(best.objective)
     );
     let mut table = output::table(["PARAMETER", "VALUE"]);
     for (name, value) in &best.parameters {
@@ -193,7 +193,7 @@ pub async fn trial(store_url: &str, args: TrialArgs) -> anyhow::Result<Exit> {
     println!(
         "{}: {}",
         experiment.spec.objective.metric,
-        number(summary.objective)
+        summary::human_opt(summary.objective)
     );
     for (name, value) in &summary.parameters {
         println!("  {name} = {}", summary::cell(value));
@@ -208,7 +208,7 @@ pub async fn trial(store_url: &str, args: TrialArgs) -> anyhow::Result<Exit> {
         table.add_row(vec![
             o.metric.clone(),
             o.step.to_string(),
-            o.value.to_string(),
+            summary::human(o.value),
             summary::timestamp(o.timestamp),
         ]);
     }

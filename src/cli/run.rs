@@ -138,7 +138,7 @@ fn print_summary(
         let mut row = vec![
             (rank + 1).to_string(),
             trial.name.clone(),
-            trial.objective.map(|v| v.to_string()).unwrap_or_default(),
+            summary::human_opt(trial.objective),
         ];
         row.extend(summary::parameters(spec, trial).values().map(summary::cell));
         table.add_row(row);
