@@ -220,44 +220,12 @@ impl Axis {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::space::{Distribution, Parameter};
+    use crate::space::Distribution;
+    use crate::test_support::{self, categorical, double, space};
     use crate::{TrialOutcome, build};
 
-    fn space(domains: Vec<Domain>) -> SearchSpace {
-        SearchSpace {
-            parameters: domains
-                .into_iter()
-                .enumerate()
-                .map(|(index, domain)| Parameter {
-                    name: format!("p{index}"),
-                    domain,
-                })
-                .collect(),
-        }
-    }
-
-    fn categorical(choices: &[&str]) -> Domain {
-        Domain::Categorical {
-            choices: choices.iter().map(|c| c.to_string()).collect(),
-        }
-    }
-
     fn int(min: i64, max: i64, step: Option<i64>) -> Domain {
-        Domain::Int {
-            min,
-            max,
-            step,
-            distribution: Distribution::Uniform,
-        }
-    }
-
-    fn double(min: f64, max: f64, step: Option<f64>, distribution: Distribution) -> Domain {
-        Domain::Double {
-            min,
-            max,
-            step,
-            distribution,
-        }
+        test_support::int(min, max, step, Distribution::Uniform)
     }
 
     fn history(count: usize) -> Vec<TrialRecord> {

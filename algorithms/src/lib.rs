@@ -27,6 +27,8 @@ pub mod space;
 mod rng;
 mod settings;
 mod steps;
+#[cfg(test)]
+mod test_support;
 
 pub use settings::{RANDOM_STATE, Setting, nearest_name, random_state};
 pub use space::{Assignment, Distribution, Domain, Parameter, ParameterValue, SearchSpace};

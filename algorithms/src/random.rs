@@ -262,6 +262,7 @@ fn pick<'a, T>(rng: &mut impl Rng, items: &'a [T]) -> Option<&'a T> {
 mod tests {
     use super::*;
     use crate::space::Parameter;
+    use crate::test_support::{double, int};
     use crate::{TrialOutcome, build};
     use proptest::prelude::*;
 
@@ -269,24 +270,6 @@ mod tests {
         Parameter {
             name: name.to_string(),
             domain,
-        }
-    }
-
-    fn double(min: f64, max: f64, step: Option<f64>, distribution: Distribution) -> Domain {
-        Domain::Double {
-            min,
-            max,
-            step,
-            distribution,
-        }
-    }
-
-    fn int(min: i64, max: i64, step: Option<i64>, distribution: Distribution) -> Domain {
-        Domain::Int {
-            min,
-            max,
-            step,
-            distribution,
         }
     }
 

@@ -225,19 +225,7 @@ fn distribution_name(distribution: Distribution) -> &'static str {
 mod tests {
     use super::*;
     use crate::AlgorithmError;
-
-    fn space(domains: Vec<Domain>) -> SearchSpace {
-        SearchSpace {
-            parameters: domains
-                .into_iter()
-                .enumerate()
-                .map(|(index, domain)| Parameter {
-                    name: format!("p{index}"),
-                    domain,
-                })
-                .collect(),
-        }
-    }
+    use crate::test_support::space;
 
     #[test]
     fn a_valid_space_passes() {
