@@ -8,6 +8,7 @@
 //! Layers point down only: `cli` → `engine` → (`spec`, `executor`, `collector`, `store`) →
 //! `tuneflow_algorithms`.
 
+pub mod api;
 pub mod cli;
 pub mod collector;
 pub mod engine;

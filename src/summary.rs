@@ -48,7 +48,7 @@ pub fn parameters_of(spec: &ExperimentSpec, assignment: &Assignment) -> Map<Stri
 }
 
 /// One trial.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TrialSummary {
     /// Trial name.
@@ -60,6 +60,7 @@ pub struct TrialSummary {
     /// Objective value, if known.
     pub objective: Option<f64>,
     /// Parameter values.
+    #[schema(value_type = Object)]
     pub parameters: Map<String, Value>,
     /// Why it is in its state.
     pub message: Option<String>,
@@ -98,7 +99,7 @@ impl TrialSummary {
 }
 
 /// The best trial of an experiment.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BestTrial {
     /// Experiment name.
@@ -107,11 +108,13 @@ pub struct BestTrial {
     pub trial: String,
     /// Objective metric name.
     pub metric: String,
-    /// Objective direction.
+    /// Objective direction: `minimize` or `maximize`.
+    #[schema(value_type = String)]
     pub direction: tuneflow_algorithms::Direction,
     /// Its objective value.
     pub objective: f64,
     /// Its parameters.
+    #[schema(value_type = Object)]
     pub parameters: Map<String, Value>,
 }
 
@@ -132,7 +135,7 @@ impl BestTrial {
 }
 
 /// One experiment with its trial counts and best trial.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExperimentSummary {
     /// Name.

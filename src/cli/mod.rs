@@ -8,6 +8,7 @@ mod output;
 mod progress;
 mod query;
 mod run;
+mod serve;
 mod validate;
 
 use std::path::PathBuf;
@@ -50,6 +51,25 @@ pub enum Command {
     Trial(TrialArgs),
     /// Show the best trial of an experiment and its parameters.
     Best(ExperimentArgs),
+    /// Serve the REST API: suggestions for custom training loops, notebooks and workers.
+    ///
+    /// Prints `tuneflow serving on http://HOST:PORT` on stdout once it listens. Experiments
+    /// without a trialTemplate are driven by clients (ask for suggestions, report
+    /// observations); experiments with one are run by the server itself. See
+    /// docs/rest-api.md, or GET /openapi.json on the running server.
+    Serve(ServeArgs),
+}
+
+/// `tuneflow serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = crate::api::DEFAULT_ADDR)]
+    pub addr: std::net::SocketAddr,
+    /// Require `Authorization: Bearer TOKEN` on every request (needed to listen beyond
+    /// loopback).
+    #[arg(long, env = "TUNEFLOW_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 /// `tuneflow run`.
@@ -140,6 +160,7 @@ pub async fn run(cli: Cli) -> Exit {
         Command::Trials(args) => query::trials(&cli.store, args).await,
         Command::Trial(args) => query::trial(&cli.store, args).await,
         Command::Best(args) => query::best(&cli.store, args).await,
+        Command::Serve(args) => serve::serve(&cli.store, args).await,
     };
     match result {
         Ok(exit) => exit,

@@ -146,8 +146,8 @@ fn print_summary(
     output::print_table(&table);
 }
 
-/// Cancels the run on Ctrl-C or SIGTERM.
-async fn watch_signals(cancel: CancellationToken) {
+/// Cancels `cancel` on Ctrl-C or SIGTERM.
+pub(super) async fn watch_signals(cancel: CancellationToken) {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut signal) => {
@@ -160,6 +160,6 @@ async fn watch_signals(cancel: CancellationToken) {
         _ = tokio::signal::ctrl_c() => {}
         () = terminate => {}
     }
-    eprintln!("interrupted: stopping running trials...");
+    eprintln!("interrupted: stopping...");
     cancel.cancel();
 }

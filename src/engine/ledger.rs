@@ -71,6 +71,9 @@ impl Ledger {
             return;
         };
         self.counts.shift(Some(trial.state), state);
+        if state.is_final() && !trial.state.is_final() {
+            trial.completed_at = Some(crate::store::now_micros());
+        }
         trial.state = state;
         trial.objective = objective;
         trial.message = message;

@@ -10,6 +10,7 @@
 
 pub mod ledger;
 pub mod rules;
+pub mod session;
 pub mod trial;
 
 use std::hash::{BuildHasher, Hasher};
@@ -56,6 +57,31 @@ pub enum EngineError {
     /// The experiment has no trial template, so there is nothing to run locally.
     #[error("experiment `{0}` has no trialTemplate command to run")]
     NothingToRun(String),
+    /// No trial of this name in the experiment.
+    #[error("experiment `{experiment}` has no trial named `{trial}`")]
+    TrialNotFound {
+        /// The experiment.
+        experiment: String,
+        /// The trial asked for.
+        trial: String,
+    },
+    /// The trial is in a final state and cannot take observations or another completion.
+    #[error("trial `{trial}` is already {state}{}; stop working on it", detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    TrialFinished {
+        /// The trial.
+        trial: String,
+        /// Its final state.
+        state: TrialState,
+        /// Its message.
+        detail: Option<String>,
+    },
+    /// The request does not fit the experiment (asking a server-run experiment for
+    /// suggestions, completing a trial the server runs itself).
+    #[error("{0}")]
+    Conflict(String),
+    /// A value in the request is not allowed; the message names it.
+    #[error("{0}")]
+    InvalidInput(String),
     /// An invariant did not hold (a bug); the message says which.
     #[error("internal error: {0}")]
     Internal(String),
@@ -184,14 +210,7 @@ impl Engine {
                 });
             }
         }
-        let seed = match tuneflow_algorithms::random_state(&spec.algorithm.settings) {
-            Ok(Some(seed)) => seed,
-            _ => random_seed(),
-        };
-        Ok(self
-            .store
-            .create_experiment(spec, &request.document, seed)
-            .await?)
+        Ok(create(self.store.as_ref(), spec, &request.document).await?)
     }
 
     async fn drive(
@@ -202,19 +221,7 @@ impl Engine {
         progress: &dyn Progress,
         cancel: CancellationToken,
     ) -> Result<Experiment, EngineError> {
-        let algorithm =
-            tuneflow_algorithms::build(&spec.algorithm.name, &spec.algorithm.settings, &spec.space)
-                .map_err(|errors| {
-                    EngineError::Internal(format!(
-                        "algorithm `{}` rejected a validated spec: {}",
-                        spec.algorithm.name,
-                        errors
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect::<Vec<_>>()
-                            .join("; ")
-                    ))
-                })?;
+        let algorithm = build_algorithm(&spec)?;
         let mut stored = self.store.trials(experiment.id).await?;
         for trial in stored.iter_mut() {
             self.reclaim(experiment, trial).await?;
@@ -269,9 +276,15 @@ impl Engine {
                 context.start_pending(&mut running, &mut ledger);
                 let new = rules::new_trial_slots(&spec, &ledger.counts());
                 if new > 0 && !exhausted {
-                    match self
-                        .suggest(experiment, &spec, algorithm.as_ref(), &ledger, new)
-                        .await
+                    match record_suggestions(
+                        self.store.as_ref(),
+                        experiment,
+                        algorithm.as_ref(),
+                        &ledger,
+                        new,
+                        TrialState::Pending,
+                    )
+                    .await
                     {
                         Ok((created, now_exhausted)) => {
                             exhausted = now_exhausted;
@@ -279,7 +292,7 @@ impl Engine {
                             context.start_pending(&mut running, &mut ledger);
                         }
                         Err(e) => {
-                            failure = Some(e);
+                            failure = Some(e.into());
                             trials_cancel.cancel();
                         }
                     }
@@ -320,7 +333,7 @@ impl Engine {
                             let trial_id = ledger.trial(position).id;
                             if let Err(e) = self
                                 .store
-                                .finish_trial(trial_id, experiment.id, &outcome)
+                                .finish_trial(trial_id, experiment.id, &outcome, &[])
                                 .await
                             {
                                 failure.get_or_insert(e.into());
@@ -416,34 +429,55 @@ impl Engine {
         trial.handle = None;
         Ok(())
     }
+}
 
-    /// Asks the algorithm for `count` assignments and records them as Pending trials.
-    async fn suggest(
-        &self,
-        experiment: &Experiment,
-        spec: &ExperimentSpec,
-        algorithm: &dyn Algorithm,
-        ledger: &Ledger,
-        count: u32,
-    ) -> Result<(Vec<Trial>, bool), EngineError> {
-        let suggestions = algorithm.suggest(experiment.seed, ledger.history(), count as usize);
-        let first = ledger.trials().len() as u64;
-        let new: Vec<NewTrial> = suggestions
-            .assignments
-            .into_iter()
-            .enumerate()
-            .map(|(offset, assignment)| {
-                let index = first + offset as u64;
-                NewTrial {
-                    index,
-                    name: trial_name(&spec.name, index),
-                    assignment,
-                }
-            })
-            .collect();
-        let created = self.store.create_trials(experiment.id, &new).await?;
-        Ok((created, suggestions.exhausted))
-    }
+/// Asks the algorithm for `count` assignments and records them as trials in `first_state`
+/// (Pending for trials the engine starts, Running for trials handed to a client). Returns the
+/// recorded trials and whether the algorithm has nothing more to suggest.
+async fn record_suggestions(
+    store: &dyn Store,
+    experiment: &Experiment,
+    algorithm: &dyn Algorithm,
+    ledger: &Ledger,
+    count: u32,
+    first_state: TrialState,
+) -> Result<(Vec<Trial>, bool), StoreError> {
+    let suggestions = algorithm.suggest(experiment.seed, ledger.history(), count as usize);
+    let first = ledger.trials().len() as u64;
+    let new: Vec<NewTrial> = suggestions
+        .assignments
+        .into_iter()
+        .enumerate()
+        .map(|(offset, assignment)| {
+            let index = first + offset as u64;
+            NewTrial {
+                index,
+                name: trial_name(&experiment.name, index),
+                assignment,
+                state: first_state,
+            }
+        })
+        .collect();
+    let created = if new.is_empty() {
+        Vec::new()
+    } else {
+        store.create_trials(experiment.id, &new).await?
+    };
+    Ok((created, suggestions.exhausted))
+}
+
+/// Records a new experiment, with its seed (`random_state`, or drawn from the system's
+/// randomness when not set). Fails with [`StoreError::AlreadyExists`] if the name is taken.
+pub async fn create(
+    store: &dyn Store,
+    spec: &ExperimentSpec,
+    document: &str,
+) -> Result<Experiment, StoreError> {
+    let seed = match tuneflow_algorithms::random_state(&spec.algorithm.settings) {
+        Ok(Some(seed)) => seed,
+        _ => random_seed(),
+    };
+    store.create_experiment(spec, document, seed).await
 }
 
 /// What launching a trial needs from the run loop.
@@ -560,6 +594,23 @@ pub fn trial_name(experiment: &str, index: u64) -> String {
     format!("{experiment}-{index:04}")
 }
 
+/// The experiment's search algorithm (the spec was validated against it already).
+fn build_algorithm(spec: &ExperimentSpec) -> Result<Box<dyn Algorithm>, EngineError> {
+    tuneflow_algorithms::build(&spec.algorithm.name, &spec.algorithm.settings, &spec.space).map_err(
+        |errors| {
+            EngineError::Internal(format!(
+                "algorithm `{}` rejected a validated spec: {}",
+                spec.algorithm.name,
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ))
+        },
+    )
+}
+
 fn is_exhausted(algorithm: &dyn Algorithm, suggested: usize) -> bool {
     algorithm
         .capacity()
@@ -586,7 +637,7 @@ fn check_resumable(stored: &ExperimentSpec, new: &ExperimentSpec) -> Result<(), 
 }
 
 /// Identifies this process as the runner of an experiment: `host:pid`.
-fn owner_token() -> String {
+pub fn owner_token() -> String {
     format!("{}:{}", host_name(), std::process::id())
 }
 

@@ -10,7 +10,7 @@ use crate::spec::{ExperimentSpec, Objective, Strategy};
 use crate::store::{ExperimentState, Trial, TrialState};
 
 /// How many trials are in each state.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Counts {
     /// Pending trials.
@@ -104,6 +104,43 @@ pub fn reduce(strategy: Strategy, values: impl IntoIterator<Item = f64>) -> Opti
         Strategy::Max => values.fold(first, f64::max),
         Strategy::Latest => values.last().unwrap_or(first),
     })
+}
+
+/// A metric's reduction kept up to date one observation at a time: the same value as
+/// [`reduce`] over every observation in (step, arrival) order.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Reduction {
+    strategy: Strategy,
+    value: Option<f64>,
+    step: i64,
+}
+
+impl Reduction {
+    /// Nothing observed yet.
+    pub fn new(strategy: Strategy) -> Reduction {
+        Reduction {
+            strategy,
+            value: None,
+            step: i64::MIN,
+        }
+    }
+
+    /// Takes in one observation.
+    pub fn add(&mut self, step: i64, value: f64) {
+        self.value = Some(match (self.value, self.strategy) {
+            (None, _) => value,
+            (Some(current), Strategy::Min) => current.min(value),
+            (Some(current), Strategy::Max) => current.max(value),
+            (Some(current), Strategy::Latest) if step < self.step => current,
+            (Some(_), Strategy::Latest) => value,
+        });
+        self.step = self.step.max(step);
+    }
+
+    /// The reduced value, once anything was observed.
+    pub fn value(&self) -> Option<f64> {
+        self.value
+    }
 }
 
 /// True when `a` is a better objective value than `b`.
@@ -348,6 +385,25 @@ mod tests {
             failed,
             ..Counts::default()
         }
+    }
+
+    #[test]
+    fn reduction_matches_reduce_in_step_order() {
+        let observations = [(2, 0.5), (0, 0.9), (3, 0.7), (1, 0.4), (3, 0.8)];
+        let mut sorted = observations;
+        sorted.sort_by_key(|&(step, _)| step);
+        for strategy in [Strategy::Min, Strategy::Max, Strategy::Latest] {
+            let mut reduction = Reduction::new(strategy);
+            observations
+                .iter()
+                .for_each(|&(step, value)| reduction.add(step, value));
+            assert_eq!(
+                reduction.value(),
+                reduce(strategy, sorted.iter().map(|&(_, v)| v)),
+                "{strategy:?}"
+            );
+        }
+        assert_eq!(Reduction::new(Strategy::Min).value(), None);
     }
 
     #[test]

@@ -46,6 +46,10 @@ pub struct ExperimentSpec {
     pub trial_template: Option<TrialTemplate>,
     /// `spec.metricsCollectorSpec` (default: StdOut with Katib's line format).
     pub metrics_collector: MetricsCollector,
+    /// `spec.trialLeaseSeconds` (tuneflow only): how long a trial handed to a client may go
+    /// without an observation or heartbeat before it is failed; a default applies when absent.
+    #[serde(default)]
+    pub trial_lease_seconds: Option<u64>,
 }
 
 /// `spec.objective`.

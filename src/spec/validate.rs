@@ -31,6 +31,7 @@ const SPEC_FIELDS: &[&str] = &[
     "trialTemplate",
     "metricsCollectorSpec",
     "resumePolicy",
+    "trialLeaseSeconds",
 ];
 const OBJECTIVE_FIELDS: &[&str] = &[
     "type",
@@ -43,6 +44,8 @@ const STRATEGY_FIELDS: &[&str] = &["name", "value"];
 const API_VERSIONS: &[&str] = &["tuneflow.dev/v1alpha1", "kubeflow.org/v1beta1"];
 /// Katib's rule for experiment names (they become label values and name prefixes).
 const NAME_MAX_LEN: usize = 40;
+/// The longest `trialLeaseSeconds` accepted: 30 days.
+const MAX_TRIAL_LEASE_SECONDS: i64 = 30 * 24 * 3600;
 /// `parallelTrialCount` when the document does not say (Katib's default).
 const DEFAULT_PARALLEL_TRIALS: u32 = 3;
 
@@ -101,6 +104,7 @@ fn read_experiment(reader: &mut Reader, root: &Node) -> Option<ExperimentSpec> {
         .required(&spec, "objective")
         .and_then(|node| objective(reader, node, "spec.objective"));
     let (parallel, max_trials, max_failed) = counts(reader, &spec);
+    let trial_lease = trial_lease(reader, &spec);
     if let Some(node) = spec.get("resumePolicy") {
         reader.choice(
             node,
@@ -170,7 +174,27 @@ fn read_experiment(reader: &mut Reader, root: &Node) -> Option<ExperimentSpec> {
         space: space?,
         trial_template,
         metrics_collector: collector.collector?,
+        trial_lease_seconds: trial_lease?,
     })
+}
+
+/// `trialLeaseSeconds` (a tuneflow extension): how long a client-driven trial may go without
+/// an observation or heartbeat before it is failed.
+fn trial_lease(reader: &mut Reader, spec: &Fields<'_>) -> Option<Option<u64>> {
+    let Some(node) = spec.get("trialLeaseSeconds") else {
+        return Some(None);
+    };
+    let path = spec.child("trialLeaseSeconds");
+    let value = reader.integer(node, &path)?;
+    if !(1..=MAX_TRIAL_LEASE_SECONDS).contains(&value) {
+        reader.error(
+            node,
+            path,
+            format!("must be between 1 and {MAX_TRIAL_LEASE_SECONDS} seconds (30 days)"),
+        );
+        return None;
+    }
+    Some(u64::try_from(value).ok())
 }
 
 /// `metadata`: the name (Katib's pattern and length) and namespace.

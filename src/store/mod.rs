@@ -196,6 +196,9 @@ pub struct NewTrial {
     pub name: String,
     /// Its parameter values.
     pub assignment: Assignment,
+    /// Its first state: Pending for trials the engine starts itself, Running (started now,
+    /// one attempt) for trials handed straight to a client.
+    pub state: TrialState,
 }
 
 /// One reported value of one metric.
@@ -307,8 +310,8 @@ pub trait Store: Send + Sync {
     /// Releases the claim made by `owner`.
     async fn release_experiment(&self, experiment_id: i64, owner: &str) -> Result<(), StoreError>;
 
-    /// Records new trials in state [`TrialState::Pending`], all or none. Fails if an index or
-    /// name is taken, so the same trial can never be recorded twice.
+    /// Records new trials in their first state (see [`NewTrial::state`]), all or none. Fails
+    /// if an index or name is taken, so the same trial can never be recorded twice.
     async fn create_trials(
         &self,
         experiment_id: i64,
@@ -324,12 +327,14 @@ pub trait Store: Send + Sync {
     /// Records the executor's reference to a started trial (see [`Trial::handle`]).
     async fn set_trial_handle(&self, trial_id: i64, handle: &str) -> Result<(), StoreError>;
 
-    /// Writes a trial's final state.
+    /// Writes a trial's final state, together with its last `observations` (none for
+    /// trials whose observations were already added), in one transaction.
     async fn finish_trial(
         &self,
         trial_id: i64,
         experiment_id: i64,
         outcome: &TrialOutcome,
+        observations: &[Observation],
     ) -> Result<(), StoreError>;
 
     /// Puts an unfinished trial back to Pending and drops its observations, so it can run

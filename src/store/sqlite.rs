@@ -111,6 +111,28 @@ impl Event<'_> {
     }
 }
 
+/// Inserts observations with multi-row statements: one per chunk instead of one per row.
+async fn insert_observations(
+    tx: &mut Transaction<'_, Sqlite>,
+    trial_id: i64,
+    observations: &[Observation],
+) -> Result<(), StoreError> {
+    for chunk in observations.chunks(OBSERVATIONS_PER_INSERT) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO observations (trial_id, metric, step, value, timestamp) ",
+        );
+        insert.push_values(chunk, |mut row, observation| {
+            row.push_bind(trial_id)
+                .push_bind(observation.metric.clone())
+                .push_bind(observation.step)
+                .push_bind(observation.value)
+                .push_bind(observation.timestamp);
+        });
+        insert.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 fn experiment_from_row(row: &SqliteRow) -> Result<Experiment, StoreError> {
     let spec_json: String = row.try_get("spec")?;
     let spec: ExperimentSpec = serde_json::from_str(&spec_json)
@@ -360,23 +382,26 @@ impl Store for SqliteStore {
         let mut tx = self.pool.begin().await?;
         let mut created = Vec::with_capacity(trials.len());
         for trial in trials {
+            let started = trial.state == TrialState::Running;
             let values = encode_assignment(&spec, &trial.assignment);
             let result = sqlx::query(
-                "INSERT INTO trials (experiment_id, idx, name, state, parameters, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO trials (experiment_id, idx, name, state, parameters, created_at, started_at, attempts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(experiment_id)
             .bind(trial.index as i64)
             .bind(trial.name.clone())
-            .bind(TrialState::Pending.as_str())
+            .bind(trial.state.as_str())
             .bind(values)
             .bind(now)
+            .bind(started.then_some(now))
+            .bind(i64::from(started))
             .execute(&mut *tx)
             .await?;
             let id = result.last_insert_rowid();
             Event {
                 experiment_id,
                 trial_id: Some(id),
-                kind: TrialState::Pending.as_str(),
+                kind: trial.state.as_str(),
                 message: None,
             }
             .record(&mut tx)
@@ -385,14 +410,14 @@ impl Store for SqliteStore {
                 id,
                 index: trial.index,
                 name: trial.name.clone(),
-                state: TrialState::Pending,
+                state: trial.state,
                 assignment: trial.assignment.clone(),
                 objective: None,
                 message: None,
-                attempts: 0,
+                attempts: u32::from(started),
                 handle: None,
                 created_at: now,
-                started_at: None,
+                started_at: started.then_some(now),
                 completed_at: None,
             });
         }
@@ -445,8 +470,10 @@ impl Store for SqliteStore {
         trial_id: i64,
         experiment_id: i64,
         outcome: &TrialOutcome,
+        observations: &[Observation],
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
+        insert_observations(&mut tx, trial_id, observations).await?;
         sqlx::query(
             "UPDATE trials SET state = $1, objective = $2, message = $3, completed_at = $4, handle = NULL WHERE id = $5",
         )
@@ -496,21 +523,8 @@ impl Store for SqliteStore {
         if observations.is_empty() {
             return Ok(());
         }
-        // Multi-row inserts: one statement per chunk instead of one per observation.
         let mut tx = self.pool.begin().await?;
-        for chunk in observations.chunks(OBSERVATIONS_PER_INSERT) {
-            let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO observations (trial_id, metric, step, value, timestamp) ",
-            );
-            insert.push_values(chunk, |mut row, observation| {
-                row.push_bind(trial_id)
-                    .push_bind(observation.metric.clone())
-                    .push_bind(observation.step)
-                    .push_bind(observation.value)
-                    .push_bind(observation.timestamp);
-            });
-            insert.build().execute(&mut *tx).await?;
-        }
+        insert_observations(&mut tx, trial_id, observations).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -146,3 +146,4 @@ pub fn process_alive(pid: u32) -> bool {
         Err(_) => false,
     }
 }
+pub mod server;

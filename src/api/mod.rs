@@ -1,0 +1,200 @@
+//! The REST API: `tuneflow serve`.
+//!
+//! axum routes over the same engine and store as `tuneflow run`. Client-driven experiments
+//! (no trial template) are served by [`Session`](crate::engine::session::Session)s: clients ask
+//! for suggestions and report observations and completions. Experiments with a trial template
+//! are run by the server itself with the local executor. The routes, their bodies and errors are
+//! described in `docs/rest-api.md` and served as an OpenAPI document at `/openapi.json`, which
+//! is generated from the handlers below, so the two cannot drift apart.
+
+mod auth;
+pub mod error;
+pub mod experiments;
+pub mod metrics;
+pub mod state;
+pub mod trials;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router, middleware};
+use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::engine::Engine;
+use crate::executor::local::LocalExecutor;
+use crate::store::{self, StoreLocation};
+use error::ApiError;
+use state::AppState;
+
+/// The address `tuneflow serve` listens on by default.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:8470";
+
+/// The largest request body accepted, in bytes.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "tuneflow",
+        description = "Hyperparameter tuning: experiments, suggestions (ask) and observations (tell). \
+                       Every error is `{\"error\": {\"code\", \"message\"}}`."
+    ),
+    tags(
+        (name = "experiments", description = "Create, list, show and delete experiments"),
+        (name = "trials", description = "Ask for trials, report observations and results"),
+    )
+)]
+struct ApiDoc;
+
+/// The routes with their OpenAPI document.
+pub fn router(state: Arc<AppState>) -> Router {
+    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(experiments::create, experiments::list))
+        .routes(routes!(experiments::get, experiments::delete))
+        .routes(routes!(trials::suggest))
+        .routes(routes!(trials::list))
+        .routes(routes!(trials::get))
+        .routes(routes!(trials::observe))
+        .routes(routes!(trials::complete))
+        .routes(routes!(trials::heartbeat))
+        .split_for_parts();
+    let openapi = Arc::new(openapi);
+    api.route(
+        "/openapi.json",
+        get(move || {
+            let openapi = openapi.clone();
+            async move { Json(openapi.as_ref().clone()) }
+        }),
+    )
+    .route("/healthz", get(healthz))
+    .route("/metrics", get(metrics::serve_metrics))
+    .fallback(not_found)
+    .method_not_allowed_fallback(method_not_allowed)
+    .layer(middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_token,
+    ))
+    .layer(middleware::from_fn_with_state(
+        state.clone(),
+        metrics::track,
+    ))
+    .layer(DefaultBodyLimit::max(BODY_LIMIT))
+    .with_state(state)
+}
+
+/// `GET /healthz`: 200 when the store answers.
+async fn healthz(State(state): State<Arc<AppState>>) -> Response {
+    match state.store.experiments().await {
+        Ok(_) => Json(serde_json::json!({"status": "ok"})).into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route; see GET /openapi.json for the API")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method; see GET /openapi.json for the API",
+    )
+}
+
+/// How to run the server.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Where to listen (port 0 picks a free port).
+    pub addr: SocketAddr,
+    /// The store URL.
+    pub store: String,
+    /// The bearer token, if any.
+    pub token: Option<String>,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Exposing the API beyond this machine without a token.
+    #[error(
+        "refusing to listen on {0} without a token: anyone who can reach it could run commands through trial templates"
+    )]
+    NoToken(SocketAddr),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// Serving failed.
+    #[error("the server stopped: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Serves until `shutdown` fires; `ready` is told the address actually bound.
+pub async fn serve(
+    config: ServeConfig,
+    ready: impl FnOnce(SocketAddr),
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    let token = config.token.filter(|t| !t.is_empty());
+    if token.is_none() && !config.addr.ip().is_loopback() {
+        return Err(ServeError::NoToken(config.addr));
+    }
+    let location = StoreLocation::parse(&config.store)?;
+    let store: Arc<dyn store::Store> = Arc::from(store::open(&location).await?);
+    let engine = Engine::new(store.clone(), Arc::new(LocalExecutor), location.logs_dir());
+    let base_dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let state = Arc::new(AppState::new(store, engine, token, base_dir));
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: config.addr,
+            source,
+        })?;
+    let bound = listener.local_addr()?;
+    if let Err(e) = state.adopt().await {
+        tracing::error!("cannot resume the store's experiments: {}", e.message());
+    }
+    let sweeper = tokio::spawn(sweep_leases(state.clone(), shutdown.clone()));
+    ready(bound);
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY: {e}");
+        }
+    });
+    let served = axum::serve(listener, router(state.clone()))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await;
+    shutdown.cancel();
+    let _ = sweeper.await;
+    state.shutdown().await;
+    Ok(served?)
+}
+
+/// Fails expired leases until shutdown.
+async fn sweep_leases(state: Arc<AppState>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(state::LEASE_SWEEP_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => state.expire_leases().await,
+            () = shutdown.cancelled() => return,
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! `tuneflow serve`: the REST API until Ctrl-C or SIGTERM.
+
+use std::io::Write;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{Exit, ServeArgs};
+use crate::api::{self, ServeConfig, ServeError};
+
+/// Serves until interrupted.
+pub async fn serve(store_url: &str, args: ServeArgs) -> anyhow::Result<Exit> {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(super::run::watch_signals(shutdown.clone()));
+    let config = ServeConfig {
+        addr: args.addr,
+        store: store_url.to_string(),
+        token: args.token,
+    };
+    let secured = config.token.as_deref().is_some_and(|t| !t.is_empty());
+    let result = api::serve(
+        config,
+        |bound| {
+            // The first stdout line is the contract for programs that start a server.
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(stdout, "tuneflow serving on http://{bound}");
+            let _ = stdout.flush();
+            eprintln!(
+                "store: {store_url}; {}; API description at http://{bound}/openapi.json; Ctrl-C stops",
+                if secured {
+                    "bearer token required"
+                } else {
+                    "no token (loopback only)"
+                }
+            );
+        },
+        shutdown,
+    )
+    .await;
+    match result {
+        Ok(()) => Ok(Exit::Success),
+        Err(ServeError::NoToken(addr)) => {
+            eprintln!("error: {}", ServeError::NoToken(addr));
+            eprintln!("hint: pass --token SECRET (or set TUNEFLOW_TOKEN), or listen on 127.0.0.1");
+            Ok(Exit::Invalid)
+        }
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,604 @@
+//! Client-driven experiments: the engine's side of ask and tell.
+//!
+//! An experiment without a trial template has no process for the engine to start; its trials
+//! are run by clients (a custom training loop, a notebook, a fleet of workers) that ask for
+//! suggestions and report observations and results back. A [`Session`] is the live state of one
+//! such experiment in the process serving it: the same ledger, algorithm and rules as the run
+//! loop, with the trials' leases on top. Every method writes to the store before it changes the
+//! in-memory view, so a call that returns `Ok` was committed, and a session loaded after a
+//! restart picks up where the last one stopped.
+//!
+//! A session is not shared between tasks: its owner (the REST API's session registry) holds it
+//! behind a mutex, so calls on one experiment are serialised and no trial is handed out twice.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::time::Instant;
+use tuneflow_algorithms::Algorithm;
+
+use super::ledger::Ledger;
+use super::rules::{self, Reduction};
+use super::{EngineError, build_algorithm, is_exhausted, owner_is_alive, record_suggestions};
+use crate::spec::ExperimentSpec;
+use crate::store::{
+    Experiment, ExperimentState, Observation, Store, Trial, TrialOutcome, TrialState, now_micros,
+};
+
+/// How long a client may hold a trial without reporting when `trialLeaseSeconds` is not set.
+pub const DEFAULT_TRIAL_LEASE: Duration = Duration::from_secs(3600);
+
+/// The longest metric name accepted (MLflow's limit for keys).
+const MAX_METRIC_NAME: usize = 250;
+
+/// What an observation means for the trial that reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    /// Go on training.
+    Continue,
+    /// Stop: the trial is EarlyStopped already.
+    Prune,
+}
+
+/// How a client says a trial ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientOutcome {
+    /// Finished; these final metrics are recorded at `step` (default: the last step reported).
+    Succeeded {
+        /// Final metric values.
+        metrics: Vec<(String, f64)>,
+        /// Where to record them.
+        step: Option<i64>,
+    },
+    /// The client's work failed.
+    Failed {
+        /// Why, in the client's words.
+        message: Option<String>,
+    },
+    /// The client stopped the trial early.
+    Pruned,
+}
+
+/// The answer to a request for suggestions.
+#[derive(Debug, Clone)]
+pub struct Suggested {
+    /// The trials handed out (Running from now on), possibly fewer than asked for.
+    pub trials: Vec<Trial>,
+    /// True when asking again can never give more trials.
+    pub done: bool,
+    /// Why fewer trials than asked for came back.
+    pub reason: Option<String>,
+}
+
+/// A running trial's lease and the reduction of its objective metric so far.
+#[derive(Debug, Clone)]
+struct Lease {
+    deadline: Instant,
+    objective: Reduction,
+    last_step: Option<i64>,
+}
+
+/// The live state of one client-driven experiment.
+pub struct Session {
+    experiment: Experiment,
+    algorithm: Box<dyn Algorithm>,
+    ledger: Ledger,
+    exhausted: bool,
+    positions: HashMap<String, usize>,
+    leases: HashMap<usize, Lease>,
+    lease: Duration,
+    owner: String,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("experiment", &self.experiment.name)
+            .field("counts", &self.ledger.counts())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// Takes over serving `experiment`: claims it for `owner` (so that no other live process
+    /// hands out its trials), rebuilds the ledger from the store, gives every running trial a
+    /// fresh lease and settles an experiment whose end was not recorded yet.
+    pub async fn load(
+        store: &dyn Store,
+        experiment: Experiment,
+        owner: &str,
+    ) -> Result<Session, EngineError> {
+        let spec = &experiment.spec;
+        if spec.trial_template.is_some() {
+            return Err(EngineError::Conflict(format!(
+                "experiment `{}` has a trialTemplate: the server runs its trials itself, so it \
+                 takes no suggestions or completions from clients",
+                experiment.name
+            )));
+        }
+        if let Some(other) = store
+            .claim_experiment(experiment.id, owner, owner_is_alive)
+            .await?
+        {
+            return Err(EngineError::Busy {
+                name: experiment.name.clone(),
+                owner: other,
+            });
+        }
+        let algorithm = build_algorithm(spec)?;
+        let trials = store.trials(experiment.id).await?;
+        let exhausted = is_exhausted(algorithm.as_ref(), trials.len());
+        let lease = lease_of(spec);
+        let strategy = rules::strategy_for(&spec.objective, &spec.objective.metric);
+        let mut leases = HashMap::new();
+        let mut positions = HashMap::with_capacity(trials.len());
+        for (position, trial) in trials.iter().enumerate() {
+            positions.insert(trial.name.clone(), position);
+            if trial.state.is_final() {
+                continue;
+            }
+            let mut objective = Reduction::new(strategy);
+            let mut last_step = None;
+            for observation in store.observations(trial.id, None).await? {
+                if observation.metric == spec.objective.metric {
+                    objective.add(observation.step, observation.value);
+                }
+                last_step = last_step.max(Some(observation.step));
+            }
+            leases.insert(
+                position,
+                Lease {
+                    deadline: Instant::now() + lease,
+                    objective,
+                    last_step,
+                },
+            );
+        }
+        let ledger = Ledger::new(trials, spec.objective.direction);
+        let mut session = Session {
+            experiment,
+            algorithm,
+            ledger,
+            exhausted,
+            positions,
+            leases,
+            lease,
+            owner: owner.to_string(),
+        };
+        if session.experiment.state == ExperimentState::Created
+            || session.experiment.state == ExperimentState::Interrupted
+        {
+            session
+                .set_state(store, ExperimentState::Running, None, None)
+                .await?;
+        }
+        session.settle(store).await?;
+        Ok(session)
+    }
+
+    /// The experiment as this session knows it.
+    pub fn experiment(&self) -> &Experiment {
+        &self.experiment
+    }
+
+    /// Gives up the claim on the experiment (when the server stops).
+    pub async fn release(&self, store: &dyn Store) -> Result<(), EngineError> {
+        Ok(store
+            .release_experiment(self.experiment.id, &self.owner)
+            .await?)
+    }
+
+    /// Hands out up to `count` new trials, recorded as Running before this returns.
+    pub async fn suggest(
+        &mut self,
+        store: &dyn Store,
+        count: u32,
+    ) -> Result<Suggested, EngineError> {
+        let slots = match self.limit() {
+            Some(_) => 0,
+            None => rules::new_trial_slots(self.spec(), &self.ledger.counts()).min(count),
+        };
+        let mut trials = Vec::new();
+        if slots > 0 {
+            let (created, exhausted) = record_suggestions(
+                store,
+                &self.experiment,
+                self.algorithm.as_ref(),
+                &self.ledger,
+                slots,
+                TrialState::Running,
+            )
+            .await?;
+            self.exhausted |= exhausted
+                || is_exhausted(
+                    self.algorithm.as_ref(),
+                    self.ledger.trials().len() + created.len(),
+                );
+            let deadline = Instant::now() + self.lease;
+            let strategy = self.objective_strategy();
+            for trial in created {
+                let position = self.ledger.trials().len();
+                self.positions.insert(trial.name.clone(), position);
+                self.leases.insert(
+                    position,
+                    Lease {
+                        deadline,
+                        objective: Reduction::new(strategy),
+                        last_step: None,
+                    },
+                );
+                trials.push(trial.clone());
+                self.ledger.push(trial);
+            }
+            if trials.is_empty() {
+                // The algorithm had nothing left: the experiment may be over now.
+                self.settle(store).await?;
+            }
+        }
+        let (done, reason) = if trials.len() < count as usize {
+            match self.limit() {
+                Some((done, reason)) => (done, Some(reason)),
+                None => (false, None),
+            }
+        } else {
+            (false, None)
+        };
+        Ok(Suggested {
+            trials,
+            done,
+            reason,
+        })
+    }
+
+    /// Why no new trial may start now, if so: `(done, reason)`, where `done` says that none
+    /// ever will.
+    fn limit(&self) -> Option<(bool, String)> {
+        let spec = self.spec();
+        if matches!(
+            self.experiment.state,
+            ExperimentState::Succeeded | ExperimentState::Failed
+        ) {
+            let why = self
+                .experiment
+                .message
+                .clone()
+                .or_else(|| self.experiment.reason.clone())
+                .unwrap_or_default();
+            return Some((
+                true,
+                format!("the experiment is {}: {why}", self.experiment.state),
+            ));
+        }
+        if self.exhausted {
+            return Some((
+                true,
+                "the search space is exhausted: every point was handed out".to_string(),
+            ));
+        }
+        let counts = self.ledger.counts();
+        if let Some(max) = spec.max_trial_count
+            && counts.total() >= max
+        {
+            return Some((
+                true,
+                format!(
+                    "maxTrialCount ({max}) trials were handed out; {} still running",
+                    counts.active()
+                ),
+            ));
+        }
+        if counts.active() >= spec.parallel_trial_count {
+            return Some((
+                false,
+                format!(
+                    "parallelTrialCount ({}) trials are running; complete one and ask again",
+                    spec.parallel_trial_count
+                ),
+            ));
+        }
+        None
+    }
+
+    /// Records observations of a running trial at `step` and renews its lease.
+    pub async fn observe(
+        &mut self,
+        store: &dyn Store,
+        trial: &str,
+        step: i64,
+        metrics: &[(String, f64)],
+    ) -> Result<Decision, EngineError> {
+        let position = self.running(trial)?;
+        check_metrics(metrics, step)?;
+        if metrics.is_empty() {
+            return Err(EngineError::InvalidInput(
+                "metrics: name at least one metric and its value".to_string(),
+            ));
+        }
+        let observations = observations_at(metrics, step);
+        let trial_id = self.ledger.trial(position).id;
+        store.add_observations(trial_id, &observations).await?;
+        let metric = &self.experiment.spec.objective.metric;
+        let deadline = Instant::now() + self.lease;
+        if let Some(lease) = self.leases.get_mut(&position) {
+            lease.deadline = deadline;
+            lease.last_step = lease.last_step.max(Some(step));
+            for (name, value) in metrics {
+                if name == metric {
+                    lease.objective.add(step, *value);
+                }
+            }
+        }
+        // Early-stopping rules decide here once the experiment names one.
+        Ok(Decision::Continue)
+    }
+
+    /// Renews a running trial's lease.
+    pub fn heartbeat(&mut self, trial: &str) -> Result<(), EngineError> {
+        let position = self.running(trial)?;
+        let deadline = Instant::now() + self.lease;
+        if let Some(lease) = self.leases.get_mut(&position) {
+            lease.deadline = deadline;
+        }
+        Ok(())
+    }
+
+    /// Ends a trial as the client says. A trial that is already EarlyStopped or Killed stays
+    /// as it is (the client may not have heard yet); any other final trial is a conflict.
+    pub async fn complete(
+        &mut self,
+        store: &dyn Store,
+        trial: &str,
+        outcome: ClientOutcome,
+    ) -> Result<Trial, EngineError> {
+        let position = self.position(trial)?;
+        let current = self.ledger.trial(position);
+        if matches!(current.state, TrialState::EarlyStopped | TrialState::Killed) {
+            return Ok(current.clone());
+        }
+        let position = self.running(trial)?;
+        let lease = self.leases.get(&position).cloned().unwrap_or(Lease {
+            deadline: Instant::now(),
+            objective: Reduction::new(self.objective_strategy()),
+            last_step: None,
+        });
+        let metric = self.experiment.spec.objective.metric.clone();
+        let (outcome, observations) = match outcome {
+            ClientOutcome::Succeeded { metrics, step } => {
+                let step = step.or(lease.last_step).unwrap_or(0);
+                check_metrics(&metrics, step)?;
+                let mut objective = lease.objective;
+                for (name, value) in &metrics {
+                    if *name == metric {
+                        objective.add(step, *value);
+                    }
+                }
+                let outcome = match objective.value() {
+                    Some(value) => TrialOutcome {
+                        state: TrialState::Succeeded,
+                        objective: Some(value),
+                        message: Some(format!("{metric} = {value}")),
+                    },
+                    None => TrialOutcome {
+                        state: TrialState::MetricsUnavailable,
+                        objective: None,
+                        message: Some(format!(
+                            "completed without reporting the objective metric `{metric}`"
+                        )),
+                    },
+                };
+                (outcome, observations_at(&metrics, step))
+            }
+            ClientOutcome::Failed { message } => (
+                TrialOutcome {
+                    state: TrialState::Failed,
+                    objective: None,
+                    message: Some(
+                        message
+                            .filter(|m| !m.trim().is_empty())
+                            .unwrap_or_else(|| "the client reported a failure".to_string()),
+                    ),
+                },
+                Vec::new(),
+            ),
+            ClientOutcome::Pruned => (
+                TrialOutcome {
+                    state: TrialState::EarlyStopped,
+                    objective: lease.objective.value(),
+                    message: Some(match lease.last_step {
+                        Some(step) => format!("stopped early by the client at step {step}"),
+                        None => "stopped early by the client".to_string(),
+                    }),
+                },
+                Vec::new(),
+            ),
+        };
+        self.finish(store, position, outcome, &observations).await?;
+        self.settle(store).await?;
+        Ok(self.ledger.trial(position).clone())
+    }
+
+    /// Fails every running trial whose lease ran out by `now`; returns how many.
+    pub async fn expire_leases(
+        &mut self,
+        store: &dyn Store,
+        now: Instant,
+    ) -> Result<usize, EngineError> {
+        let mut expired: Vec<usize> = self
+            .leases
+            .iter()
+            .filter(|(_, lease)| lease.deadline <= now)
+            .map(|(&position, _)| position)
+            .collect();
+        expired.sort_unstable();
+        let message = format!(
+            "lease expired: no observation or heartbeat for {}",
+            humantime::format_duration(self.lease)
+        );
+        for &position in &expired {
+            let outcome = TrialOutcome {
+                state: TrialState::Failed,
+                objective: None,
+                message: Some(message.clone()),
+            };
+            self.finish(store, position, outcome, &[]).await?;
+        }
+        if !expired.is_empty() {
+            self.settle(store).await?;
+        }
+        Ok(expired.len())
+    }
+
+    /// The earliest lease deadline of a running trial, if any runs.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.leases.values().map(|lease| lease.deadline).min()
+    }
+
+    /// Writes a trial's final state, then mirrors it.
+    async fn finish(
+        &mut self,
+        store: &dyn Store,
+        position: usize,
+        outcome: TrialOutcome,
+        observations: &[Observation],
+    ) -> Result<(), EngineError> {
+        let trial_id = self.ledger.trial(position).id;
+        store
+            .finish_trial(trial_id, self.experiment.id, &outcome, observations)
+            .await?;
+        self.leases.remove(&position);
+        self.ledger
+            .update(position, outcome.state, outcome.objective, outcome.message);
+        Ok(())
+    }
+
+    /// Ends the experiment when a rule says it is over; when the rule makes running trials
+    /// pointless (goal reached, too many failures), they are Killed first.
+    async fn settle(&mut self, store: &dyn Store) -> Result<(), EngineError> {
+        if self.experiment.state != ExperimentState::Running {
+            return Ok(());
+        }
+        let best = self.ledger.best().and_then(|t| t.objective);
+        let counts = self.ledger.counts();
+        let Some(done) = rules::completion(self.spec(), &counts, best, self.exhausted) else {
+            return Ok(());
+        };
+        if done.stops_running_trials() {
+            let message = format!("stopped: {}", done.message(self.spec(), &counts));
+            let mut running: Vec<usize> = self.leases.keys().copied().collect();
+            running.sort_unstable();
+            for position in running {
+                let outcome = TrialOutcome {
+                    state: TrialState::Killed,
+                    objective: None,
+                    message: Some(message.clone()),
+                };
+                self.finish(store, position, outcome, &[]).await?;
+            }
+        }
+        let counts = self.ledger.counts();
+        let message = done.message(self.spec(), &counts);
+        self.set_state(store, done.state(), Some(done.reason()), Some(&message))
+            .await
+    }
+
+    async fn set_state(
+        &mut self,
+        store: &dyn Store,
+        state: ExperimentState,
+        reason: Option<&str>,
+        message: Option<&str>,
+    ) -> Result<(), EngineError> {
+        store
+            .set_experiment_state(self.experiment.id, state, reason, message)
+            .await?;
+        let now = now_micros();
+        let experiment = &mut self.experiment;
+        if state == ExperimentState::Running {
+            experiment.started_at = Some(now);
+        } else {
+            experiment.completed_at = Some(now);
+        }
+        experiment.state = state;
+        experiment.reason = reason.map(str::to_string);
+        experiment.message = message.map(str::to_string);
+        Ok(())
+    }
+
+    fn spec(&self) -> &ExperimentSpec {
+        &self.experiment.spec
+    }
+
+    fn objective_strategy(&self) -> crate::spec::Strategy {
+        let objective = &self.experiment.spec.objective;
+        rules::strategy_for(objective, &objective.metric)
+    }
+
+    fn position(&self, trial: &str) -> Result<usize, EngineError> {
+        self.positions
+            .get(trial)
+            .copied()
+            .ok_or_else(|| EngineError::TrialNotFound {
+                experiment: self.experiment.name.clone(),
+                trial: trial.to_string(),
+            })
+    }
+
+    /// The position of a trial that must still be running.
+    fn running(&self, trial: &str) -> Result<usize, EngineError> {
+        let position = self.position(trial)?;
+        let current = self.ledger.trial(position);
+        if current.state.is_final() {
+            return Err(EngineError::TrialFinished {
+                trial: trial.to_string(),
+                state: current.state,
+                detail: current.message.clone(),
+            });
+        }
+        Ok(position)
+    }
+}
+
+/// The lease of a client-driven experiment's trials.
+pub fn lease_of(spec: &ExperimentSpec) -> Duration {
+    spec.trial_lease_seconds
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_TRIAL_LEASE)
+}
+
+/// Refuses non-finite values and negative steps, naming the metric.
+fn check_metrics(metrics: &[(String, f64)], step: i64) -> Result<(), EngineError> {
+    if step < 0 {
+        return Err(EngineError::InvalidInput(format!(
+            "step: must not be negative (got {step})"
+        )));
+    }
+    for (name, value) in metrics {
+        if name.trim().is_empty() || name.len() > MAX_METRIC_NAME {
+            return Err(EngineError::InvalidInput(format!(
+                "metrics: a metric name must have 1 to {MAX_METRIC_NAME} characters"
+            )));
+        }
+        if !value.is_finite() {
+            return Err(EngineError::InvalidInput(format!(
+                "metrics.{name}: {value} is not a finite number; report a diverged trial as \
+                 failed instead"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn observations_at(metrics: &[(String, f64)], step: i64) -> Vec<Observation> {
+    let timestamp = now_micros();
+    metrics
+        .iter()
+        .map(|(metric, value)| Observation {
+            metric: metric.clone(),
+            step,
+            value: *value,
+            timestamp,
+        })
+        .collect()
+}
