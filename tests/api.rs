@@ -227,6 +227,13 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
             "strict-9999",
         ),
         (
+            "a name that is not UTF-8",
+            server.request(Method::GET, "/api/v1/experiments/%FF"),
+            400,
+            "malformed_body",
+            "path",
+        ),
+        (
             "count out of range",
             server
                 .request(Method::POST, "/api/v1/experiments/strict/suggestions")

@@ -177,46 +177,17 @@ impl From<EngineError> for ApiError {
 
 impl From<BytesRejection> for ApiError {
     fn from(rejection: BytesRejection) -> ApiError {
-        bytes_rejection(rejection)
-    }
-}
-
-fn bytes_rejection(rejection: BytesRejection) -> ApiError {
-    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!(
-                "the body is larger than the limit of {} bytes",
-                super::BODY_LIMIT
-            ),
-        )
-    } else {
-        ApiError::malformed(format!("cannot read the body: {}", rejection.body_text()))
-    }
-}
-
-/// Reads a JSON body into `T`; an empty body is `T::default()`. Syntax errors are 400
-/// `malformed_body`, a wrong shape is 422 `invalid_input`, both with serde's position and field.
-pub fn json_body<T: serde::de::DeserializeOwned + Default>(
-    body: Result<axum::body::Bytes, BytesRejection>,
-) -> Result<T, ApiError> {
-    let body = body?;
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(&body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => {
-            ApiError::invalid(format!("the body does not have the expected fields: {e}"))
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!(
+                    "the body is larger than the limit of {} bytes",
+                    super::BODY_LIMIT
+                ),
+            )
+        } else {
+            ApiError::malformed(format!("cannot read the body: {}", rejection.body_text()))
         }
-        _ => {
-            let text = String::from_utf8_lossy(&body);
-            let hint = if ["NaN", "Infinity"].iter().any(|w| text.contains(w)) {
-                " (JSON has no NaN or Infinity: metric values must be finite numbers; complete a diverged trial as failed)"
-            } else {
-                ""
-            };
-            ApiError::malformed(format!("the body is not valid JSON: {e}{hint}"))
-        }
-    })
+    }
 }

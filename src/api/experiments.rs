@@ -4,13 +4,14 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
+use super::extract::Names;
 use super::state::AppState;
 use crate::engine;
 use crate::spec::{self, ExperimentSpec};
@@ -163,7 +164,7 @@ pub async fn list(State(state): State<Arc<AppState>>) -> Result<Json<ExperimentL
 )]
 pub async fn get(
     State(state): State<Arc<AppState>>,
-    Path(name): Path<String>,
+    Names(name): Names<String>,
 ) -> Result<Json<ExperimentView>, ApiError> {
     let experiment = state.experiment(&name).await?;
     Ok(Json(view(&state, experiment).await?))
@@ -182,7 +183,7 @@ pub async fn get(
 )]
 pub async fn delete(
     State(state): State<Arc<AppState>>,
-    Path(name): Path<String>,
+    Names(name): Names<String>,
 ) -> Result<StatusCode, ApiError> {
     if state.delete(&name).await? {
         Ok(StatusCode::NO_CONTENT)

@@ -10,6 +10,7 @@
 mod auth;
 pub mod error;
 pub mod experiments;
+pub mod extract;
 pub mod metrics;
 pub mod state;
 pub mod trials;

@@ -4,14 +4,15 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use super::error::{ApiError, ErrorBody, json_body};
+use super::error::{ApiError, ErrorBody};
+use super::extract::{Names, json_body};
 use super::state::AppState;
 use crate::engine::EngineError;
 use crate::engine::session::{ClientOutcome, Decision};
@@ -144,7 +145,7 @@ pub struct TrialList {
 )]
 pub async fn suggest(
     State(state): State<Arc<AppState>>,
-    Path(name): Path<String>,
+    Names(name): Names<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<SuggestionResponse>, ApiError> {
     let request: SuggestionRequest = json_body(body)?;
@@ -195,7 +196,7 @@ pub async fn suggest(
 )]
 pub async fn observe(
     State(state): State<Arc<AppState>>,
-    Path((name, trial)): Path<(String, String)>,
+    Names((name, trial)): Names<(String, String)>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<DecisionResponse>, ApiError> {
     let request: ObservationRequest = json_body(body)?;
@@ -275,7 +276,7 @@ async fn push(
 )]
 pub async fn complete(
     State(state): State<Arc<AppState>>,
-    Path((name, trial)): Path<(String, String)>,
+    Names((name, trial)): Names<(String, String)>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<TrialSummary>, ApiError> {
     let request: CompletionRequest = json_body(body)?;
@@ -338,7 +339,7 @@ pub async fn complete(
 )]
 pub async fn heartbeat(
     State(state): State<Arc<AppState>>,
-    Path((name, trial)): Path<(String, String)>,
+    Names((name, trial)): Names<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let session = state.session(&name).await?;
     session.lock().await.heartbeat(&trial)?;
@@ -358,7 +359,7 @@ pub async fn heartbeat(
 )]
 pub async fn list(
     State(state): State<Arc<AppState>>,
-    Path(name): Path<String>,
+    Names(name): Names<String>,
 ) -> Result<Json<TrialList>, ApiError> {
     let experiment = state.experiment(&name).await?;
     let trials = state.store.trials(experiment.id).await?;
@@ -386,7 +387,7 @@ pub async fn list(
 )]
 pub async fn get(
     State(state): State<Arc<AppState>>,
-    Path((name, trial)): Path<(String, String)>,
+    Names((name, trial)): Names<(String, String)>,
 ) -> Result<Json<TrialDetail>, ApiError> {
     let experiment = state.experiment(&name).await?;
     let trial = find_trial(&state, &experiment, &trial).await?;

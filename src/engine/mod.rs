@@ -461,7 +461,9 @@ async fn record_suggestions(
     let created = if new.is_empty() {
         Vec::new()
     } else {
-        store.create_trials(experiment.id, &new).await?
+        store
+            .create_trials(experiment.id, &experiment.spec, &new)
+            .await?
     };
     Ok((created, suggestions.exhausted))
 }

@@ -310,11 +310,13 @@ pub trait Store: Send + Sync {
     /// Releases the claim made by `owner`.
     async fn release_experiment(&self, experiment_id: i64, owner: &str) -> Result<(), StoreError>;
 
-    /// Records new trials in their first state (see [`NewTrial::state`]), all or none. Fails
-    /// if an index or name is taken, so the same trial can never be recorded twice.
+    /// Records new trials of the experiment with `spec` in their first state (see
+    /// [`NewTrial::state`]), all or none. Fails if an index or name is taken, so the same
+    /// trial can never be recorded twice.
     async fn create_trials(
         &self,
         experiment_id: i64,
+        spec: &ExperimentSpec,
         trials: &[NewTrial],
     ) -> Result<Vec<Trial>, StoreError>;
 

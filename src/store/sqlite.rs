@@ -375,15 +375,15 @@ impl Store for SqliteStore {
     async fn create_trials(
         &self,
         experiment_id: i64,
+        spec: &ExperimentSpec,
         trials: &[NewTrial],
     ) -> Result<Vec<Trial>, StoreError> {
-        let spec = self.spec_of(experiment_id).await?;
         let now = now_micros();
         let mut tx = self.pool.begin().await?;
         let mut created = Vec::with_capacity(trials.len());
         for trial in trials {
             let started = trial.state == TrialState::Running;
-            let values = encode_assignment(&spec, &trial.assignment);
+            let values = encode_assignment(spec, &trial.assignment);
             let result = sqlx::query(
                 "INSERT INTO trials (experiment_id, idx, name, state, parameters, created_at, started_at, attempts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
