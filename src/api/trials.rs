@@ -15,8 +15,8 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{Names, json_body};
 use super::state::AppState;
 use crate::engine::EngineError;
-use crate::engine::session::{ClientOutcome, Decision};
-use crate::store::{Experiment, Observation, Trial, TrialState, now_micros};
+use crate::engine::session::{self, ClientOutcome, Decision};
+use crate::store::{Experiment, Trial, TrialState};
 use crate::summary::{self, TrialSummary};
 
 /// The most trials one request may ask for.
@@ -235,21 +235,8 @@ async fn push(
         }
         .into());
     }
-    if step < 0 || metrics.iter().any(|(_, v)| !v.is_finite()) {
-        return Err(ApiError::invalid(
-            "step must not be negative and metric values must be finite numbers",
-        ));
-    }
-    let timestamp = now_micros();
-    let observations: Vec<Observation> = metrics
-        .iter()
-        .map(|(metric, value)| Observation {
-            metric: metric.clone(),
-            step,
-            value: *value,
-            timestamp,
-        })
-        .collect();
+    session::check_metrics(metrics, step)?;
+    let observations = session::observations_at(metrics, step);
     state
         .store
         .add_observations(trial.id, &observations)

@@ -567,8 +567,8 @@ pub fn lease_of(spec: &ExperimentSpec) -> Duration {
         .unwrap_or(DEFAULT_TRIAL_LEASE)
 }
 
-/// Refuses non-finite values and negative steps, naming the metric.
-fn check_metrics(metrics: &[(String, f64)], step: i64) -> Result<(), EngineError> {
+/// Refuses non-finite values, bad metric names and negative steps, naming the metric.
+pub fn check_metrics(metrics: &[(String, f64)], step: i64) -> Result<(), EngineError> {
     if step < 0 {
         return Err(EngineError::InvalidInput(format!(
             "step: must not be negative (got {step})"
@@ -590,7 +590,8 @@ fn check_metrics(metrics: &[(String, f64)], step: i64) -> Result<(), EngineError
     Ok(())
 }
 
-fn observations_at(metrics: &[(String, f64)], step: i64) -> Vec<Observation> {
+/// Observations of `metrics` at `step`, stamped now.
+pub fn observations_at(metrics: &[(String, f64)], step: i64) -> Vec<Observation> {
     let timestamp = now_micros();
     metrics
         .iter()
