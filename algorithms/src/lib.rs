@@ -19,10 +19,12 @@
 //! - [`space`]: the search space the algorithms explore.
 //! - [`random`]: [`random::RandomSearch`], independent draws from each parameter's distribution.
 //! - [`grid`]: [`grid::GridSearch`], every combination of the parameters' values, in order.
+//! - [`tpe`]: [`tpe::Tpe`], the tree-structured Parzen estimator (`tpe`, `multivariate-tpe`).
 
 pub mod grid;
 pub mod random;
 pub mod space;
+pub mod tpe;
 
 mod rng;
 mod settings;
@@ -36,13 +38,11 @@ pub use space::{Assignment, Distribution, Domain, Parameter, ParameterValue, Sea
 use thiserror::Error;
 
 /// The algorithms this build of tuneflow implements, by their Katib `algorithmName`.
-pub const AVAILABLE: &[&str] = &["random", "grid"];
+pub const AVAILABLE: &[&str] = &["random", "grid", "tpe", "multivariate-tpe"];
 
 /// The algorithm names Katib knows that tuneflow does not implement (yet). Asking for one gives
 /// [`AlgorithmError::NotAvailable`] rather than [`AlgorithmError::Unknown`].
 pub const KNOWN_ELSEWHERE: &[&str] = &[
-    "tpe",
-    "multivariate-tpe",
     "bayesianoptimization",
     "cmaes",
     "hyperband",
@@ -57,10 +57,11 @@ pub const KNOWN_ELSEWHERE: &[&str] = &[
 pub enum TrialOutcome {
     /// Suggested and not finished yet (pending or running).
     Pending,
-    /// Finished with this objective value (already in the experiment's direction: see
-    /// [`Direction`]).
+    /// Finished with this objective value, signed so that smaller is better: the engine
+    /// negates the values of experiments that maximize (see [`Direction::loss`]).
     Completed(f64),
-    /// Stopped early; the last objective value observed, if any, and the step it was seen at.
+    /// Stopped early; the last objective value observed (signed as for `Completed`), if any,
+    /// and the step it was seen at.
     Pruned {
         /// Last observed objective value.
         value: Option<f64>,
@@ -91,6 +92,17 @@ pub enum Direction {
     Minimize,
     /// Larger is better.
     Maximize,
+}
+
+impl Direction {
+    /// `value` as a loss (smaller is better): itself when minimizing, negated when
+    /// maximizing. Algorithms always minimize.
+    pub fn loss(self, value: f64) -> f64 {
+        match self {
+            Direction::Minimize => value,
+            Direction::Maximize => -value,
+        }
+    }
 }
 
 /// The answer to one call of [`Algorithm::suggest`].
@@ -174,6 +186,10 @@ pub fn build(
     match name {
         "random" => random::RandomSearch::new(settings, space).map(|a| Box::new(a) as _),
         "grid" => grid::GridSearch::new(settings, space).map(|a| Box::new(a) as _),
+        "tpe" => tpe::Tpe::new("tpe", settings, space).map(|a| Box::new(a) as _),
+        "multivariate-tpe" => {
+            tpe::Tpe::new("multivariate-tpe", settings, space).map(|a| Box::new(a) as _)
+        }
         other if KNOWN_ELSEWHERE.contains(&other) => Err(vec![AlgorithmError::NotAvailable {
             name: other.to_string(),
         }]),
@@ -244,10 +260,10 @@ mod tests {
                 }]
             );
         }
-        let message = build("tpe", &[], &space()).expect_err("not available")[0].to_string();
+        let message = build("cmaes", &[], &space()).expect_err("not available")[0].to_string();
         assert_eq!(
             message,
-            "algorithm `tpe` is not available in this version of tuneflow"
+            "algorithm `cmaes` is not available in this version of tuneflow"
         );
     }
 }

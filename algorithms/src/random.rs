@@ -262,7 +262,7 @@ fn pick<'a, T>(rng: &mut impl Rng, items: &'a [T]) -> Option<&'a T> {
 mod tests {
     use super::*;
     use crate::space::Parameter;
-    use crate::test_support::{double, int};
+    use crate::test_support::{domain, double, example_space, inside, int};
     use crate::{TrialOutcome, build};
     use proptest::prelude::*;
 
@@ -270,32 +270,6 @@ mod tests {
         Parameter {
             name: name.to_string(),
             domain,
-        }
-    }
-
-    /// A space like a small neural-network experiment's, one parameter per kind.
-    fn example_space() -> SearchSpace {
-        SearchSpace {
-            parameters: vec![
-                parameter("lr", double(1e-5, 1.0, None, Distribution::LogUniform)),
-                parameter("layers", int(1, 8, None, Distribution::Uniform)),
-                parameter(
-                    "momentum",
-                    double(0.5, 0.99, Some(0.01), Distribution::Normal),
-                ),
-                parameter(
-                    "batch",
-                    Domain::Discrete {
-                        values: vec![16.0, 32.0, 64.0],
-                    },
-                ),
-                parameter(
-                    "optimizer",
-                    Domain::Categorical {
-                        choices: vec!["sgd".into(), "adam".into(), "rmsprop".into()],
-                    },
-                ),
-            ],
         }
     }
 
@@ -313,28 +287,6 @@ mod tests {
                 outcome: TrialOutcome::Pending,
             })
             .collect()
-    }
-
-    /// Whether `value` is a value `domain` allows, of the type it should have.
-    fn inside(domain: &Domain, value: &ParameterValue) -> bool {
-        match (domain, value) {
-            (Domain::Double { min, max, step, .. }, ParameterValue::Double(x)) => {
-                let on_step = step.is_none_or(|step| {
-                    let k = (x - min) / step;
-                    (k - k.round()).abs() < 1e-5
-                });
-                (*min..=*max).contains(x) && on_step
-            }
-            (Domain::Int { min, max, step, .. }, ParameterValue::Int(x)) => {
-                let offset = i128::from(*x) - i128::from(*min);
-                (*min..=*max).contains(x) && offset % i128::from(step.unwrap_or(1)) == 0
-            }
-            (Domain::Discrete { values }, ParameterValue::Double(x)) => values.contains(x),
-            (Domain::Categorical { choices }, ParameterValue::Categorical(x)) => {
-                choices.contains(x)
-            }
-            _ => false,
-        }
     }
 
     #[test]
@@ -613,57 +565,6 @@ mod tests {
                 ..
             }
         ));
-    }
-
-    fn distribution() -> impl Strategy<Value = Distribution> {
-        prop_oneof![
-            Just(Distribution::Uniform),
-            Just(Distribution::LogUniform),
-            Just(Distribution::Normal),
-            Just(Distribution::LogNormal),
-        ]
-    }
-
-    /// Any domain the spec module would accept.
-    fn domain() -> impl Strategy<Value = Domain> {
-        let double_domain = (
-            -1e6..1e6_f64,
-            0.0..1e6_f64,
-            prop::option::of(1e-3..1e3_f64),
-            distribution(),
-        )
-            .prop_map(|(min, width, step, distribution)| {
-                let log = matches!(
-                    distribution,
-                    Distribution::LogUniform | Distribution::LogNormal
-                );
-                let min = if log { min.abs().max(1e-9) } else { min };
-                double(min, min + width, step, distribution)
-            });
-        let int_domain = (
-            -1_000_000..1_000_000_i64,
-            0..1_000_000_i64,
-            prop::option::of(1..1000_i64),
-            distribution(),
-        )
-            .prop_map(|(min, width, step, distribution)| {
-                let log = matches!(
-                    distribution,
-                    Distribution::LogUniform | Distribution::LogNormal
-                );
-                let min = if log { min.abs().max(1) } else { min };
-                int(min, min + width, step, distribution)
-            });
-        let discrete_domain = prop::collection::vec(-1e9..1e9_f64, 1..6)
-            .prop_map(|values| Domain::Discrete { values });
-        let categorical_domain = prop::collection::vec("[a-z]{1,6}", 1..6)
-            .prop_map(|choices| Domain::Categorical { choices });
-        prop_oneof![
-            double_domain,
-            int_domain,
-            discrete_domain,
-            categorical_domain
-        ]
     }
 
     proptest! {

@@ -82,6 +82,11 @@ impl DoubleSteps {
         clean(raw, self.step).clamp(self.min, self.max)
     }
 
+    /// The index of the point nearest to `x`, clamped to the grid.
+    pub(crate) fn index_of(&self, x: f64) -> f64 {
+        ((x - self.min) / self.step).round().clamp(0.0, self.last)
+    }
+
     /// The point nearest to `x` (the first or last point when `x` is outside the range).
     pub(crate) fn nearest(&self, x: f64) -> f64 {
         self.at(((x - self.min) / self.step).round())
@@ -143,6 +148,14 @@ impl IntSteps {
     /// The number of points (at most 2⁶⁴).
     pub(crate) fn count(&self) -> u128 {
         self.last + 1
+    }
+
+    /// The index of the point nearest to `x`, clamped to the grid (an `f64`, since it may
+    /// exceed `u64`).
+    pub(crate) fn index_of(&self, x: f64) -> f64 {
+        ((x - self.min as f64) / self.step as f64)
+            .round()
+            .clamp(0.0, self.last as f64)
     }
 
     /// Point `k` (clamped to the last point).

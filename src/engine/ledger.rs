@@ -46,7 +46,8 @@ impl Ledger {
     pub fn push(&mut self, trial: Trial) {
         let position = self.trials.len();
         self.counts.shift(None, trial.state);
-        self.history.push(rules::history_record(&trial));
+        self.history
+            .push(rules::history_record(&trial, self.direction));
         if trial.state == TrialState::Pending {
             self.pending.push_back(position);
         }
@@ -77,7 +78,7 @@ impl Ledger {
         trial.state = state;
         trial.objective = objective;
         trial.message = message;
-        self.history[position] = rules::history_record(trial);
+        self.history[position] = rules::history_record(trial, self.direction);
         self.consider_best(position);
     }
 
@@ -191,7 +192,11 @@ mod tests {
             Some(1),
             "earliest among equals"
         );
-        let expected: Vec<_> = ledger.trials().iter().map(rules::history_record).collect();
+        let expected: Vec<_> = ledger
+            .trials()
+            .iter()
+            .map(|t| rules::history_record(t, Direction::Minimize))
+            .collect();
         assert_eq!(ledger.history(), expected.as_slice());
     }
 

@@ -191,16 +191,16 @@ pub fn ranked<'a>(spec: &ExperimentSpec, trials: &'a [Trial]) -> Vec<&'a Trial> 
     ranked
 }
 
-/// A trial as the algorithm sees it.
-pub fn history_record(trial: &Trial) -> TrialRecord {
+/// A trial as the algorithm sees it: objective values as losses (negated when maximizing).
+pub fn history_record(trial: &Trial, direction: Direction) -> TrialRecord {
     let outcome = match trial.state {
         TrialState::Pending | TrialState::Running => History::Pending,
         TrialState::Succeeded => match trial.objective {
-            Some(value) => History::Completed(value),
+            Some(value) => History::Completed(direction.loss(value)),
             None => History::Failed,
         },
         TrialState::EarlyStopped => History::Pruned {
-            value: trial.objective,
+            value: trial.objective.map(|v| direction.loss(v)),
             step: None,
         },
         TrialState::Failed | TrialState::MetricsUnavailable | TrialState::Killed => History::Failed,

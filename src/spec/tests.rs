@@ -787,7 +787,7 @@ fn algorithm_errors_point_at_their_field() {
     assert_eq!(errors[0].message, "unknown algorithm \"randm\"");
     assert_eq!(
         errors[0].hint.as_deref(),
-        Some("did you mean \"random\"? available: random, grid")
+        Some("did you mean \"random\"? available: random, grid, tpe, multivariate-tpe")
     );
 
     let errors = self::errors(&native_with(
@@ -798,7 +798,10 @@ fn algorithm_errors_point_at_their_field() {
         errors[0].message,
         "algorithm \"cmaes\" is not available in this version of tuneflow"
     );
-    assert_eq!(errors[0].hint.as_deref(), Some("available: random, grid"));
+    assert_eq!(
+        errors[0].hint.as_deref(),
+        Some("available: random, grid, tpe, multivariate-tpe")
+    );
 
     // Grid needs a step for doubles: the algorithm blames parameter 0.
     let errors = self::errors(&native_with("algorithmName: random", "algorithmName: grid"));
