@@ -705,3 +705,62 @@ async fn openapi_health_and_metrics_describe_the_server() {
         "tuneflow_http_requests_total{route=\"/api/v1/experiments/{name}/suggestions\",method=\"POST\",status=\"200\"} 1"
     ), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_concurrent_tpe_suggestions_are_distinct_and_spread_out() {
+    let world = World::new();
+    let server = std::sync::Arc::new(Server::start(&world, &[]));
+    let mut document = client_experiment("tpe-crowd", json!({"parallelTrialCount": 8}));
+    document["spec"]["algorithm"] = json!({
+        "algorithmName": "tpe",
+        "algorithmSettings": [{"name": "random_state", "value": "5"}]
+    });
+    server.create(document).await;
+    // Past the random startup: twelve trials told, the loss lowest near x = 0.3.
+    for _ in 0..12 {
+        let answer = server.suggest("tpe-crowd", 1).await;
+        let trial = &answer["trials"][0];
+        let x = trial["parameters"]["x"].as_f64().expect("x");
+        let name = trial["name"].as_str().expect("name");
+        let (status, _) = server
+            .complete(
+                "tpe-crowd",
+                name,
+                json!({"metrics": {"loss": (x - 0.3).powi(2)}}),
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+    let mut asks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let server = server.clone();
+        asks.spawn(async move { server.suggest("tpe-crowd", 1).await });
+    }
+    let mut points = Vec::new();
+    let mut names = HashSet::new();
+    while let Some(answer) = asks.join_next().await {
+        let answer = answer.expect("ask");
+        let trial = &answer["trials"][0];
+        assert!(names.insert(trial["name"].as_str().expect("name").to_string()));
+        let p = &trial["parameters"];
+        points.push((
+            p["x"].as_f64().expect("x"),
+            p["layers"].as_i64().expect("layers"),
+            p["opt"].as_str().expect("opt").to_string(),
+        ));
+    }
+    assert_eq!(names.len(), 8);
+    let distinct: HashSet<String> = points.iter().map(|p| format!("{p:?}")).collect();
+    assert_eq!(distinct.len(), 8, "duplicates among {points:?}");
+    let xs: Vec<f64> = points.iter().map(|p| p.0).collect();
+    let mut sorted = xs.clone();
+    sorted.sort_by(f64::total_cmp);
+    let closest = sorted
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .fold(f64::INFINITY, f64::min);
+    assert!(closest > 1e-3, "x values nearly coincide: {xs:?}");
+    let mean = xs.iter().sum::<f64>() / 8.0;
+    let spread = (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 8.0).sqrt();
+    assert!(spread > 0.05, "all eight crowd one point: {xs:?}");
+}

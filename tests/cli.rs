@@ -102,6 +102,8 @@ fn every_katib_example_validates_or_names_what_is_not_available() {
     for valid in [
         "hp-tuning/random.yaml",
         "hp-tuning/grid.yaml",
+        "hp-tuning/tpe.yaml",
+        "hp-tuning/multivariate-tpe.yaml",
         "metrics-collector/file-metrics-collector.yaml",
     ] {
         let output = world.run(&["validate", katib_dir().join(valid).to_str().expect("path")]);
@@ -112,8 +114,6 @@ fn every_katib_example_validates_or_names_what_is_not_available() {
 #[test]
 fn a_katib_experiment_runs_locally_with_its_container_command_replaced() {
     let world = World::new();
-    let original =
-        std::fs::read_to_string(katib_dir().join("hp-tuning/random.yaml")).expect("random.yaml");
     world.write(
         "mnist.py",
         r#"import sys
@@ -123,19 +123,27 @@ for epoch in range(1, 3):
     print(f"epoch={epoch} loss={abs(lr - 0.03) + abs(momentum - 0.7) + 1.0 / epoch:.6f}")
 "#,
     );
-    let local = original.replace(
-        "/opt/pytorch-mnist/mnist.py",
-        &world.path("mnist.py").display().to_string(),
-    );
-    let file = world.write("random.yaml", &local);
-    let output = world.run(&["run", file.to_str().expect("path")]);
-    assert!(output.status.success(), "{}", text(&output));
-    let trials = world.trials("random");
-    assert_eq!(trials.len(), 12);
-    assert!(
-        trials.iter().all(|t| t["state"] == "Succeeded"),
-        "{trials:#?}"
-    );
+    for (example, name) in [
+        ("random.yaml", "random"),
+        ("tpe.yaml", "tpe"),
+        ("multivariate-tpe.yaml", "multivariate-tpe"),
+    ] {
+        let original = std::fs::read_to_string(katib_dir().join("hp-tuning").join(example))
+            .expect("katib example");
+        let local = original.replace(
+            "/opt/pytorch-mnist/mnist.py",
+            &world.path("mnist.py").display().to_string(),
+        );
+        let file = world.write(example, &local);
+        let output = world.run(&["run", file.to_str().expect("path")]);
+        assert!(output.status.success(), "{example}: {}", text(&output));
+        let trials = world.trials(name);
+        assert_eq!(trials.len(), 12, "{example}");
+        assert!(
+            trials.iter().all(|t| t["state"] == "Succeeded"),
+            "{example}: {trials:#?}"
+        );
+    }
 }
 
 #[test]
