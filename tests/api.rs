@@ -261,6 +261,16 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
             "strict",
         ),
         (
+            "an experiment that is not JSON",
+            server
+                .request(Method::POST, "/api/v1/experiments")
+                .header("content-type", "application/json")
+                .body("{not json"),
+            400,
+            "malformed_body",
+            "not valid JSON",
+        ),
+        (
             "wrong media type",
             server
                 .request(Method::POST, "/api/v1/experiments")

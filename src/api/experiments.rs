@@ -83,7 +83,11 @@ pub async fn create(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<ExperimentView>), ApiError> {
     let body = body?;
-    check_document_type(&headers)?;
+    if check_document_type(&headers)? == Format::Json {
+        // YAML would read most malformed JSON as some other document; say what is wrong.
+        serde_json::from_slice::<serde::de::IgnoredAny>(&body)
+            .map_err(|e| ApiError::malformed(format!("the body is not valid JSON: {e}")))?;
+    }
     let document = std::str::from_utf8(&body)
         .map_err(|e| {
             ApiError::malformed(format!(
@@ -104,11 +108,20 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(view(&state, experiment).await?)))
 }
 
-/// Accepts JSON and YAML bodies (and no content type at all, as `curl --data` sends
-/// `application/x-www-form-urlencoded`, which is treated as a document too).
-fn check_document_type(headers: &HeaderMap) -> Result<(), ApiError> {
+/// How a document body is declared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    /// `application/json`: must be valid JSON.
+    Json,
+    /// YAML, or undeclared (`curl --data` sends `application/x-www-form-urlencoded`): read as
+    /// YAML, which also reads JSON.
+    Yaml,
+}
+
+/// Accepts JSON and YAML bodies, and bodies without a meaningful type.
+fn check_document_type(headers: &HeaderMap) -> Result<Format, ApiError> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
-        return Ok(());
+        return Ok(Format::Yaml);
     };
     let media = value
         .to_str()
@@ -119,13 +132,13 @@ fn check_document_type(headers: &HeaderMap) -> Result<(), ApiError> {
         .trim()
         .to_ascii_lowercase();
     match media.as_str() {
-        "application/json"
-        | "application/yaml"
+        "application/json" => Ok(Format::Json),
+        "application/yaml"
         | "application/x-yaml"
         | "text/yaml"
         | "text/x-yaml"
         | "text/plain"
-        | "application/x-www-form-urlencoded" => Ok(()),
+        | "application/x-www-form-urlencoded" => Ok(Format::Yaml),
         other => Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",

@@ -30,6 +30,7 @@ enum Kernels {
     Numeric {
         mu: Vec<f64>,
         sigma: Vec<f64>,
+        inv_sigma: Vec<f64>,
         /// For continuous axes `−ln σ − ln √(2π) − ln Z`; for grid axes `−ln Z`, where `Z` is the
         /// kernel's mass inside the range.
         log_norm: Vec<f64>,
@@ -175,25 +176,25 @@ impl Mixture {
         match &self.axes[d] {
             Kernels::Numeric {
                 mu,
-                sigma,
+                inv_sigma,
                 log_norm,
                 grid: false,
                 ..
             } => {
-                for (((acc, m), s), c) in scratch.iter_mut().zip(mu).zip(sigma).zip(log_norm) {
-                    let z = (x - m) / s;
+                for (((acc, m), r), c) in scratch.iter_mut().zip(mu).zip(inv_sigma).zip(log_norm) {
+                    let z = (x - m) * r;
                     *acc += c - 0.5 * z * z;
                 }
             }
             Kernels::Numeric {
                 mu,
-                sigma,
+                inv_sigma,
                 log_norm,
                 grid: true,
                 ..
             } => {
-                for (((acc, m), s), c) in scratch.iter_mut().zip(mu).zip(sigma).zip(log_norm) {
-                    *acc += c + log_mass((cell.0 - m) / s, (cell.1 - m) / s);
+                for (((acc, m), r), c) in scratch.iter_mut().zip(mu).zip(inv_sigma).zip(log_norm) {
+                    *acc += c + log_mass((cell.0 - m) * r, (cell.1 - m) * r);
                 }
             }
             Kernels::Categorical {
@@ -233,13 +234,23 @@ impl Mixture {
     }
 }
 
+/// Terms this far (in log space) below the largest are left out of a sum: `e^−40 ≈ 4·10⁻¹⁸`
+/// is below half an ulp of the sum (which is at least 1), and skipping them avoids `exp`'s slow
+/// underflow path for the many kernels far from a candidate.
+const NEGLIGIBLE: f64 = -40.0;
+
 /// `ln Σ exp(v)`, stable for large and very negative terms.
 fn log_sum_exp(values: &[f64]) -> f64 {
     let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     if !max.is_finite() {
         return max;
     }
-    let sum: f64 = values.iter().map(|v| (v - max).exp()).sum();
+    let sum: f64 = values
+        .iter()
+        .map(|v| v - max)
+        .filter(|d| *d > NEGLIGIBLE)
+        .map(f64::exp)
+        .sum();
     max + sum.ln()
 }
 
@@ -292,6 +303,7 @@ fn fit_axis(axis: &Axis, located: &[f64], dimensions: usize, options: FitOptions
         })
         .collect();
     Kernels::Numeric {
+        inv_sigma: sigma.iter().map(|s| 1.0 / s).collect(),
         mu,
         sigma,
         log_norm,
