@@ -1,12 +1,20 @@
 //! Tree-structured Parzen estimator (TPE): Bayesian optimisation by density ratios.
 //!
-//! After `n_startup_trials` random trials, each suggestion splits the finished trials into a
-//! good group (the best `⌈gamma · n⌉`, at most 25) and the rest, fits a Parzen estimator to each
-//! — `l(x)` to the good, `g(x)` to the rest (see [`parzen`]) — draws `n_ei_candidates`
-//! candidates from `l` and keeps the one with the largest `l(x) / g(x)`, which maximises
-//! expected improvement (Bergstra et al., 2011). `tpe` does this per parameter (independent
-//! estimators); `multivariate-tpe` (or the `multivariate` setting) models the parameters jointly,
-//! which Watanabe (2023) and Falkner et al. (2018) found to help on correlated problems.
+//! After `n_startup_trials` space-filling trials, each suggestion splits the finished trials
+//! into a good group (the best `⌈gamma · n⌉`, at most 25) and the rest, fits a Parzen estimator
+//! to each — `l(x)` to the good, `g(x)` to the rest (see [`parzen`]) — draws
+//! `n_ei_candidates` candidates from `l` and keeps the one with the largest `l(x) / g(x)`, which
+//! maximises expected improvement (Bergstra et al., 2011).
+//!
+//! By default the parameters are modelled jointly (product kernels, one kernel per trial for
+//! all parameters), which Falkner et al. (2018) and Watanabe (2023) found better on correlated
+//! problems and which Optuna 5 made its default; Katib's `tpe` runs Optuna's default, so here
+//! `tpe` and `multivariate-tpe` are the same algorithm. `multivariate: false` gives the original
+//! independent per-parameter estimators (worse on the benchmark: see bench/README.md).
+//!
+//! The startup trials form a Latin hypercube: on every evenly-distributed axis each of the first
+//! `n_startup_trials` trials falls in its own stratum, so ten trials cover a range in ten
+//! slices instead of clumping as independent draws do.
 //!
 //! What the history contributes:
 //!
@@ -21,7 +29,7 @@
 //! - **Failed** trials are ignored: a crash says nothing about the objective.
 //!
 //! The algorithm is a pure function of (space, settings, seed, history): each suggestion draws
-//! from its own stream of trial `index`, and the first trials are exactly random search's.
+//! from its own streams of trial `index` (the startup strata from streams of the seed alone).
 
 mod axis;
 mod normal;
@@ -32,7 +40,7 @@ use rand::Rng;
 use crate::random::RandomSearch;
 use crate::rng::trial_rng;
 use crate::settings::{self, Setting};
-use crate::space::{Assignment, SearchSpace};
+use crate::space::{Assignment, Distribution, Domain, SearchSpace};
 use crate::{Algorithm, AlgorithmError, Suggestions, TrialOutcome, TrialRecord};
 use axis::Axis;
 use parzen::{FitOptions, Mixture};
@@ -42,6 +50,9 @@ const MAX_GOOD: usize = 25;
 
 /// The stream TPE draws candidates from, apart from random search's per-parameter streams.
 const TPE_STREAM: u64 = 0x7470_6500;
+
+/// The streams of the Latin-hypercube startup.
+const LHS_STREAM: u64 = 0x6c68_7300;
 
 /// TPE's settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -56,22 +67,24 @@ pub struct TpeSettings {
     pub prior_weight: f64,
     /// Let the outermost observations' bandwidths reach the range's ends (default false).
     pub consider_endpoints: bool,
-    /// Model the parameters jointly.
+    /// Model the parameters jointly (default true); false gives independent per-parameter
+    /// estimators, the original TPE.
     pub multivariate: bool,
     /// Count pending trials as bad ones (default true).
     pub constant_liar: bool,
 }
 
 impl TpeSettings {
-    /// The defaults of `tpe` (`multivariate` false) or `multivariate-tpe` (true).
-    pub fn defaults(multivariate: bool) -> TpeSettings {
+    /// The defaults, the same for `tpe` and `multivariate-tpe` (Optuna 5's, which Katib's
+    /// `tpe` runs with): a joint model.
+    pub fn defaults() -> TpeSettings {
         TpeSettings {
             n_startup_trials: 10,
             n_ei_candidates: 24,
             gamma: 0.1,
             prior_weight: 1.0,
             consider_endpoints: false,
-            multivariate,
+            multivariate: true,
             constant_liar: true,
         }
     }
@@ -98,6 +111,8 @@ pub struct Tpe {
     random: RandomSearch,
     /// Every parameter's axis (`None` for single-valued parameters), by parameter index.
     axes: Vec<Option<Axis>>,
+    /// Whether each parameter's values are spread evenly over its axis (not normal).
+    even: Vec<bool>,
 }
 
 impl Tpe {
@@ -112,7 +127,7 @@ impl Tpe {
         space: &SearchSpace,
     ) -> Result<Tpe, Vec<AlgorithmError>> {
         let mut errors = settings::check(name, settings, SETTINGS);
-        let parsed = parse_settings(name == "multivariate-tpe", settings, &mut errors);
+        let parsed = parse_settings(settings, &mut errors);
         let random = match RandomSearch::new(&random_state_only(settings), space) {
             Ok(random) => Some(random),
             Err(more) => {
@@ -129,6 +144,19 @@ impl Tpe {
                     .parameters
                     .iter()
                     .map(|p| Axis::new(&p.domain))
+                    .collect(),
+                even: space
+                    .parameters
+                    .iter()
+                    .map(|p| match &p.domain {
+                        Domain::Double { distribution, .. } | Domain::Int { distribution, .. } => {
+                            matches!(
+                                distribution,
+                                Distribution::Uniform | Distribution::LogUniform
+                            )
+                        }
+                        _ => true,
+                    })
                     .collect(),
             }),
             _ => Err(errors),
@@ -152,6 +180,7 @@ impl Tpe {
         let mut assignment = self.random.assignment(seed, index);
         let ranked = rank(history);
         if ranked.len() < self.settings.n_startup_trials.max(1) {
+            self.stratify(seed, index, &mut assignment);
             return assignment;
         }
         let good = ((self.settings.gamma * ranked.len() as f64).ceil() as usize)
@@ -188,22 +217,35 @@ impl Tpe {
         }
         below.sort_by_key(|(i, _)| *i);
         above.sort_by_key(|(i, _)| *i);
+        // Per axis, the located values of a group's trials (trials with a value outside the
+        // space are left out).
         let located = |group: &[(u64, &Assignment)]| -> Vec<Vec<f64>> {
-            group
-                .iter()
-                .filter_map(|(_, a)| {
+            let mut columns = vec![Vec::with_capacity(group.len()); active.len()];
+            let mut row = vec![0.0; active.len()];
+            for (_, assignment) in group {
+                let complete =
                     active
                         .iter()
                         .zip(&axes)
-                        .map(|(i, axis)| a.get(*i).and_then(|v| axis.locate(v)))
-                        .collect::<Option<Vec<f64>>>()
-                })
-                .collect()
+                        .zip(row.iter_mut())
+                        .all(|((i, axis), slot)| {
+                            match assignment.get(*i).and_then(|v| axis.locate(v)) {
+                                Some(x) => {
+                                    *slot = x;
+                                    true
+                                }
+                                None => false,
+                            }
+                        });
+                if complete {
+                    columns.iter_mut().zip(&row).for_each(|(c, x)| c.push(*x));
+                }
+            }
+            columns
         };
         let options = FitOptions {
             prior_weight: self.settings.prior_weight,
             consider_endpoints: self.settings.consider_endpoints,
-            multivariate: self.settings.multivariate,
         };
         let l = Mixture::fit(&axes, &located(&below), options);
         let g = Mixture::fit(&axes, &located(&above), options);
@@ -219,6 +261,39 @@ impl Tpe {
             assignment[*i] = axis.value(x);
         }
         assignment
+    }
+
+    /// Latin-hypercube startup: trial `index < n_startup_trials` takes, on each axis whose
+    /// values are spread evenly (uniform or log-uniform numbers, lists, choices), a random point
+    /// of its own stratum, the strata dealt out by a per-axis permutation drawn from the seed.
+    fn stratify(&self, seed: u64, index: u64, assignment: &mut Assignment) {
+        let n = self.settings.n_startup_trials as u64;
+        if index >= n || n < 2 {
+            return;
+        }
+        for (i, axis) in self.axes.iter().enumerate() {
+            let Some(axis) = axis else { continue };
+            if !self.even[i] {
+                continue;
+            }
+            let mut perm_rng = trial_rng(seed, u64::MAX - i as u64, LHS_STREAM);
+            let mut strata: Vec<u64> = (0..n).collect();
+            for k in (1..strata.len()).rev() {
+                let j = crate::rng::below(&mut perm_rng, k as u64 + 1) as usize;
+                strata.swap(k, j);
+            }
+            let stratum = strata[index as usize] as f64;
+            let mut rng = trial_rng(seed, index, LHS_STREAM + 1 + i as u64);
+            let u = (stratum + crate::rng::unit(&mut rng)) / n as f64;
+            let (low, high) = axis.bounds();
+            let t = low + u * (high - low);
+            let located = match axis {
+                Axis::Continuous { .. } => t,
+                Axis::Grid { .. } => axis.point_at(t),
+                Axis::Categorical { .. } => t.floor().min(high - 1.0),
+            };
+            assignment[i] = axis.value(located);
+        }
     }
 
     /// The best of `n_ei_candidates` joint draws from `l` by `ln l − ln g`.
@@ -343,12 +418,8 @@ fn random_state_only(settings: &[Setting]) -> Vec<Setting> {
         .collect()
 }
 
-fn parse_settings(
-    multivariate: bool,
-    settings: &[Setting],
-    errors: &mut Vec<AlgorithmError>,
-) -> TpeSettings {
-    let mut parsed = TpeSettings::defaults(multivariate);
+fn parse_settings(settings: &[Setting], errors: &mut Vec<AlgorithmError>) -> TpeSettings {
+    let mut parsed = TpeSettings::defaults();
     for (index, setting) in settings.iter().enumerate() {
         let value = setting.value.trim();
         let mut fail = |expected: &str| {

@@ -5,6 +5,9 @@ use crate::space::{Distribution, Domain, ParameterValue};
 use crate::test_support::{categorical, domain, double, example_space, inside, int, space};
 use crate::{Setting, build};
 
+/// Both models: the independent one (`tpe` with `multivariate: false`) and the joint one.
+const VARIANTS: [(&str, &str); 2] = [("tpe", "false"), ("multivariate-tpe", "true")];
+
 fn completed(index: u64, assignment: Assignment, value: f64) -> TrialRecord {
     TrialRecord {
         index,
@@ -106,21 +109,49 @@ fn built_by_name_with_katib_and_optuna_settings() {
 }
 
 #[test]
-fn the_startup_trials_are_random_searchs() {
-    let space = example_space();
+fn the_startup_trials_form_a_latin_hypercube() {
+    let space = space(vec![
+        double(0.0, 1.0, None, Distribution::Uniform),
+        double(1e-4, 1.0, None, Distribution::LogUniform),
+        int(0, 99, None, Distribution::Uniform),
+        double(0.0, 1.0, None, Distribution::Normal),
+    ]);
     let tpe = Tpe::new("tpe", &[], &space).expect("valid");
     let random = RandomSearch::new(&[], &space).expect("valid");
-    let history = optimise(&tpe, 9, 10, |_| 1.0);
-    for (index, trial) in history.iter().enumerate() {
-        assert_eq!(trial.assignment, random.assignment(9, index as u64));
+    for seed in 0..5 {
+        let history = optimise(&tpe, seed, 10, |_| 1.0);
+        // Every evenly spread axis: one trial per tenth of the (log) range.
+        let strata = |to_unit: &dyn Fn(f64) -> f64, p: usize| -> Vec<usize> {
+            let mut s: Vec<usize> = history
+                .iter()
+                .map(|t| (to_unit(number(&t.assignment[p])) * 10.0).floor() as usize)
+                .collect();
+            s.sort_unstable();
+            s
+        };
+        let all: Vec<usize> = (0..10).collect();
+        assert_eq!(strata(&|x| x, 0), all, "seed {seed}: uniform double");
+        assert_eq!(
+            strata(&|x| (x.ln() - 1e-4f64.ln()) / -(1e-4f64.ln()), 1),
+            all,
+            "log"
+        );
+        assert_eq!(strata(&|x| x / 100.0, 2), all, "seed {seed}: int");
+        // A normal parameter keeps random search's draws.
+        for (index, trial) in history.iter().enumerate() {
+            assert_eq!(
+                trial.assignment[3],
+                random.assignment(seed, index as u64)[3]
+            );
+        }
     }
 }
 
 #[test]
 fn same_inputs_same_suggestions() {
     let space = example_space();
-    for name in ["tpe", "multivariate-tpe"] {
-        let tpe = build(name, &[], &space).expect("valid");
+    for (name, joint) in VARIANTS {
+        let tpe = build(name, &[Setting::new("multivariate", joint)], &space).expect("valid");
         let objective = |a: &Assignment| number(&a[0]).ln().abs() + number(&a[1]);
         let first = optimise(tpe.as_ref(), 4, 30, objective);
         let second = optimise(tpe.as_ref(), 4, 30, objective);
@@ -140,8 +171,8 @@ fn same_inputs_same_suggestions() {
 fn beats_random_search_on_a_sphere() {
     let space = continuous_space(3);
     let random = RandomSearch::new(&[], &space).expect("valid");
-    for name in ["tpe", "multivariate-tpe"] {
-        let tpe = build(name, &[], &space).expect("valid");
+    for (name, joint) in VARIANTS {
+        let tpe = build(name, &[Setting::new("multivariate", joint)], &space).expect("valid");
         let (mut tpe_total, mut random_total) = (0.0, 0.0);
         for seed in 0..8 {
             tpe_total += best(&optimise(tpe.as_ref(), seed, 60, sphere));
@@ -173,8 +204,8 @@ fn learns_integer_and_categorical_parameters() {
         (number(&a[0]) - 40.0).abs() / 10.0 + optimiser + (number(&a[2]) - 32.0).abs() / 32.0
     };
     let random = RandomSearch::new(&[], &space).expect("valid");
-    for name in ["tpe", "multivariate-tpe"] {
-        let tpe = build(name, &[], &space).expect("valid");
+    for (name, joint) in VARIANTS {
+        let tpe = build(name, &[Setting::new("multivariate", joint)], &space).expect("valid");
         let (mut tpe_total, mut random_total, mut adam) = (0.0, 0.0, 0);
         for seed in 0..6 {
             let history = optimise(tpe.as_ref(), seed, 80, objective);
@@ -185,8 +216,9 @@ fn learns_integer_and_categorical_parameters() {
                 .filter(|t| t.assignment[1] == ParameterValue::Categorical("adam".into()))
                 .count();
         }
+        // Random search would pick adam a quarter of the time.
         assert!(
-            adam >= 6 * 12,
+            adam >= 6 * 10,
             "{name}: {adam} of the last 6 x 20 trials use adam"
         );
         assert!(
