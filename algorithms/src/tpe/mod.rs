@@ -178,14 +178,15 @@ impl Tpe {
         batch: &[Assignment],
     ) -> Assignment {
         let mut assignment = self.random.assignment(seed, index);
-        let ranked = rank(history);
-        if ranked.len() < self.settings.n_startup_trials.max(1) {
+        let mut ranked = informative(history);
+        let n = ranked.len();
+        if n < self.settings.n_startup_trials.max(1) {
             self.stratify(seed, index, &mut assignment);
             return assignment;
         }
-        let good = ((self.settings.gamma * ranked.len() as f64).ceil() as usize)
+        let good = ((self.settings.gamma * n as f64).ceil() as usize)
             .clamp(1, MAX_GOOD)
-            .min(ranked.len());
+            .min(n);
         let active: Vec<usize> = (0..self.axes.len())
             .filter(|i| self.axes[*i].is_some())
             .collect();
@@ -197,32 +198,37 @@ impl Tpe {
             .filter_map(|i| self.axes[*i].as_ref())
             .collect();
 
-        let mut below: Vec<(u64, &Assignment)> = ranked[..good]
-            .iter()
-            .map(|r| (r.index, &history[r.position].assignment))
-            .collect();
-        let mut above: Vec<(u64, &Assignment)> = ranked[good..]
-            .iter()
-            .map(|r| (r.index, &history[r.position].assignment))
-            .collect();
-        if self.settings.constant_liar {
-            above.extend(
-                history
-                    .iter()
-                    .filter(|t| t.outcome == TrialOutcome::Pending)
-                    .map(|t| (t.index, &t.assignment)),
-            );
-            let first = history.len() as u64;
-            above.extend(batch.iter().zip(first..).map(|(a, i)| (i, a)));
+        // The best `good` trials, found in linear time (no full sort), then both groups in
+        // trial order, which the recency weights follow.
+        if good < n {
+            ranked.select_nth_unstable_by(good - 1, order);
         }
-        below.sort_by_key(|(i, _)| *i);
-        above.sort_by_key(|(i, _)| *i);
+        let mut group = vec![Group::None; history.len()];
+        for (rank, r) in ranked.iter().enumerate() {
+            group[r.position] = if rank < good { Group::Good } else { Group::Bad };
+        }
+        let liar = self.settings.constant_liar;
+        let mut below: Vec<&Assignment> = Vec::with_capacity(good);
+        let mut above: Vec<&Assignment> = Vec::with_capacity(history.len() + batch.len());
+        for (trial, group) in history.iter().zip(&group) {
+            match group {
+                Group::Good => below.push(&trial.assignment),
+                Group::Bad => above.push(&trial.assignment),
+                Group::None if liar && trial.outcome == TrialOutcome::Pending => {
+                    above.push(&trial.assignment)
+                }
+                Group::None => {}
+            }
+        }
+        if liar {
+            above.extend(batch);
+        }
         // Per axis, the located values of a group's trials (trials with a value outside the
         // space are left out).
-        let located = |group: &[(u64, &Assignment)]| -> Vec<Vec<f64>> {
+        let located = |group: &[&Assignment]| -> Vec<Vec<f64>> {
             let mut columns = vec![Vec::with_capacity(group.len()); active.len()];
             let mut row = vec![0.0; active.len()];
-            for (_, assignment) in group {
+            for assignment in group {
                 let complete =
                     active
                         .iter()
@@ -376,10 +382,21 @@ struct Ranked {
     value: f64,
 }
 
-/// Completed trials by value, then pruned ones by step reached (descending) and value; ties by
-/// trial index.
-fn rank(history: &[TrialRecord]) -> Vec<Ranked> {
-    let mut ranked: Vec<Ranked> = history
+/// Which group a history entry falls in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Group {
+    /// Among the best: fits `l(x)`.
+    Good,
+    /// Informative, not among the best: fits `g(x)`.
+    Bad,
+    /// Not informative (pending, failed).
+    None,
+}
+
+/// The trials that inform the model (completed ones, and pruned ones with a value), in
+/// history order.
+fn informative(history: &[TrialRecord]) -> Vec<Ranked> {
+    history
         .iter()
         .enumerate()
         .filter_map(|(position, t)| {
@@ -399,14 +416,16 @@ fn rank(history: &[TrialRecord]) -> Vec<Ranked> {
                 value,
             })
         })
-        .collect();
-    ranked.sort_by(|a, b| {
-        (a.group, a.step)
-            .cmp(&(b.group, b.step))
-            .then(a.value.total_cmp(&b.value))
-            .then(a.index.cmp(&b.index))
-    });
-    ranked
+        .collect()
+}
+
+/// Best first: completed trials by value, then pruned ones by step reached (further first) and
+/// value; ties by trial index.
+fn order(a: &Ranked, b: &Ranked) -> std::cmp::Ordering {
+    (a.group, a.step)
+        .cmp(&(b.group, b.step))
+        .then(a.value.total_cmp(&b.value))
+        .then(a.index.cmp(&b.index))
 }
 
 /// The `random_state` entries of `settings` (random search accepts nothing else).
