@@ -144,7 +144,8 @@ impl From<StoreError> for ApiError {
             StoreError::Open { .. }
             | StoreError::Url(_)
             | StoreError::Migrate(_)
-            | StoreError::Query(_) => ApiError::new(
+            | StoreError::Query(_)
+            | StoreError::Closed(_) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "store_unavailable",
                 format!("{error}; nothing was recorded"),

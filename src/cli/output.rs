@@ -45,7 +45,11 @@ pub fn print_table(table: &Table) {
 pub fn error(error: &anyhow::Error) {
     let mut text = format!("error: {error}");
     for cause in error.chain().skip(1) {
-        text.push_str(&format!(": {cause}"));
+        // Errors that quote their cause (`cannot open store X: <cause>`) already said it.
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(&format!(": {cause}"));
+        }
     }
     eprintln!("{text}");
     if let Some(hint) = hint_for(&text) {

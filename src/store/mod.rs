@@ -7,9 +7,12 @@
 //! the algorithms need nothing else (their state is the history).
 //!
 //! [`Store`] is the interface every backend implements; [`sqlite::SqliteStore`] is the embedded
-//! default. [`open`] picks the backend from a store URL.
+//! default. [`open`] picks the backend from a store URL. The conformance tests in `tests.rs`
+//! state the contract in code and run against every backend.
 
 pub mod sqlite;
+#[cfg(test)]
+mod tests;
 
 use std::path::{Path, PathBuf};
 
@@ -225,6 +228,10 @@ pub struct TrialOutcome {
     pub message: Option<String>,
 }
 
+/// The error a backend's driver reported, kept as the cause of a [`StoreError`]. Boxed so that
+/// the error type does not depend on any one driver.
+pub type DriverError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Why a store operation failed.
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -235,14 +242,14 @@ pub enum StoreError {
         location: String,
         /// The driver's error.
         #[source]
-        source: sqlx::Error,
+        source: DriverError,
     },
     /// The store URL is not understood.
     #[error("unsupported store URL `{0}`")]
     Url(String),
     /// Applying the schema migrations failed.
     #[error("cannot migrate store schema: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(#[source] DriverError),
     /// An experiment with this name exists already.
     #[error("an experiment named `{0}` already exists in the store")]
     AlreadyExists(String),
@@ -254,7 +261,11 @@ pub enum StoreError {
     Corrupt(String),
     /// A query failed (locked database, read-only file, lost connection, ...).
     #[error("store query failed: {0}")]
-    Query(#[from] sqlx::Error),
+    Query(#[source] DriverError),
+    /// The store's connection is gone (its thread stopped, or the operation failed
+    /// unexpectedly and was rolled back); nothing of the operation was recorded.
+    #[error("the store is closed: {0}")]
+    Closed(String),
 }
 
 /// The interface every store backend implements.
