@@ -18,6 +18,9 @@ Definitions (quality):
 Goal checks (stated by the issue; reported, not tuned for): for each tuneflow TPE variant,
   mean NR <= 0.9 x min over the peers' mean NR (peers: the Optuna and Rustuna TPE samplers),
   and NR(p) <= 1 for every problem (never worse than random).
+Seed noise: a 95% bootstrap interval of each mean NR (seeds resampled with replacement,
+  independently per sampler and problem, the random baseline included; 2000 resamples, fixed
+  RNG seed), and the share of resamples in which the first goal holds.
 
 Speed: median and p90 (nearest rank) of the timed asks' latencies, in milliseconds.
 
@@ -36,10 +39,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import problems as P  # noqa: E402
 
-ORDER = ["tuneflow-tpe", "tuneflow-multivariate-tpe", "tuneflow-random", "optuna-tpe",
+ORDER = ["tuneflow-tpe", "tuneflow-tpe-indep", "tuneflow-multivariate-tpe", "tuneflow-random", "optuna-tpe",
          "optuna-tpe-mv", "optuna-tpe-indep", "rustuna-tpe", "optuna-random"]
 LABELS = {
     "tuneflow-tpe": "tuneflow `tpe`",
+    "tuneflow-tpe-indep": "tuneflow `tpe` multivariate=false",
     "tuneflow-multivariate-tpe": "tuneflow `multivariate-tpe`",
     "tuneflow-random": "tuneflow `random`",
     "optuna-tpe": "Optuna TPE (default)",
@@ -49,7 +53,7 @@ LABELS = {
     "optuna-random": "Optuna random",
 }
 PEERS = ["optuna-tpe", "optuna-tpe-mv", "optuna-tpe-indep", "rustuna-tpe"]
-TUNEFLOW_TPE = ["tuneflow-tpe", "tuneflow-multivariate-tpe"]
+TUNEFLOW_TPE = ["tuneflow-tpe", "tuneflow-tpe-indep", "tuneflow-multivariate-tpe"]
 BASELINE = "optuna-random"
 
 
@@ -92,6 +96,43 @@ def seconds(results: Path) -> dict[str, list[float]]:
                 r = json.loads(line)
                 out.setdefault(r["sampler"], []).append(r["seconds"])
     return out
+
+
+BOOT = 2000
+
+
+def bootstrap(best, samplers, problems) -> dict[str, list[float]]:
+    """Per sampler, BOOT resampled values of its mean normalized regret."""
+    import random
+    rng = random.Random(12345)
+    if BASELINE not in samplers:
+        return {}
+    out: dict[str, list[float]] = {s: [] for s in samplers}
+    for _ in range(BOOT):
+        denom = {}
+        for p in problems:
+            b = best[BASELINE][p]
+            denom[p] = statistics.mean(rng.choice(b) for _ in b) - P.PROBLEMS[p].optimum
+        for s in samplers:
+            vals = []
+            for p in problems:
+                b = best[s][p]
+                if not b or denom[p] <= 0:
+                    break
+                vals.append((statistics.mean(rng.choice(b) for _ in b)
+                             - P.PROBLEMS[p].optimum) / denom[p])
+            else:
+                out[s].append(statistics.mean(vals))
+    return {s: v for s, v in out.items() if v}
+
+
+def goal_share(boot, s) -> float:
+    """Share of resamples in which s's mean NR <= 0.9 x the best peer's (same resample)."""
+    peers = [p for p in PEERS if p in boot]
+    n = min(len(boot[s]), *(len(boot[p]) for p in peers)) if peers else 0
+    if not n:
+        return float("nan")
+    return sum(boot[s][i] <= 0.9 * min(boot[p][i] for p in peers) for i in range(n)) / n
 
 
 def quality_report(results: Path, meta: dict, lines: list[str]) -> dict:
@@ -154,6 +195,19 @@ def quality_report(results: Path, meta: dict, lines: list[str]) -> dict:
             f"**{means[s]:.3f}**" if s in means else "n/a" for s in samplers) + " |")
         lines.append("")
 
+        # Seed-to-seed noise: resample the seeds (with replacement, independently per sampler
+        # and problem, the random baseline included) and recompute every mean NR.
+        boot = bootstrap(best, samplers, problems)
+        lines.append("Mean normalized regret with a 95% bootstrap interval over seeds "
+                     f"({BOOT} resamples):\n")
+        lines.append("| sampler | mean NR | 95% interval |")
+        lines.append("|---|---|---|")
+        for s in samplers:
+            if s in means and s in boot:
+                lo, hi = percentile(boot[s], 2.5), percentile(boot[s], 97.5)
+                lines.append(f"| {LABELS.get(s, s)} | {means[s]:.3f} | {lo:.3f} – {hi:.3f} |")
+        lines.append("")
+
         peers = {s: means[s] for s in PEERS if s in means}
         if peers:
             best_peer = min(peers, key=peers.get)
@@ -171,9 +225,12 @@ def quality_report(results: Path, meta: dict, lines: list[str]) -> dict:
                     f"(ratio to best peer {means[s] / peers[best_peer]:.2f}); worse than random "
                     f"on {len(worse)} problem(s)"
                     + (": " + ", ".join(f"{p} ({v:.2f})" for p, v in worse) if worse else "")
-                    + ".")
+                    + f"; lower normalized regret than {LABELS[best_peer]} on "
+                    + f"{sum(nr[s][p] < nr[best_peer][p] for p in problems)} of "
+                    + f"{len(problems)} problems"
+                    + (f"; the goal holds in {goal_share(boot, s):.0%} of the bootstrap "
+                       "resamples" if s in boot else "") + ".")
             lines.append("")
-        # Win counts against each peer: on how many problems tuneflow's mean best is lower.
     secs = seconds(results)
     lines.append("### Wall time per run (mean seconds per run of "
                  f"{trials} trials, sampler + objective + transport)\n")
@@ -244,7 +301,8 @@ def plot(results: Path, q: dict, out: Path, meta: dict) -> None:
     cols = 4
     rows = math.ceil(len(problems) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
-    styles = {"tuneflow-tpe": ("C3", "-"), "tuneflow-multivariate-tpe": ("C1", "-"),
+    styles = {"tuneflow-tpe": ("C3", "-"), "tuneflow-tpe-indep": ("C5", "--"),
+              "tuneflow-multivariate-tpe": ("C1", "-"),
               "tuneflow-random": ("C7", ":"), "optuna-tpe": ("C0", "-"),
               "optuna-tpe-mv": ("C9", "--"), "optuna-tpe-indep": ("C2", "--"),
               "rustuna-tpe": ("C4", "-."), "optuna-random": ("k", ":")}
@@ -273,11 +331,14 @@ def plot(results: Path, q: dict, out: Path, meta: dict) -> None:
         ax.set_ylabel("mean best − optimum", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(True, which="major", alpha=0.3)
-    for ax in list(axes.flat)[len(problems):]:
+    spare = list(axes.flat)[len(problems):]
+    for ax in spare:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower right", fontsize=9, ncol=2 if len(problems) % cols
-               else 4, frameon=False)
+    if spare:  # the legend in the first empty panel
+        spare[0].legend(handles, labels, loc="center", fontsize=9, frameon=False)
+    else:
+        fig.legend(handles, labels, loc="lower center", fontsize=9, ncol=4, frameon=False)
     fig.suptitle(f"Best-so-far, mean over {meta.get('seeds')} seeds (log scale: mean best − "
                  f"known optimum); tuneflow {meta.get('tuneflowRevision')}", fontsize=11)
     fig.tight_layout(rect=(0, 0, 1, 0.97))

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import math
 import sys
 import time
@@ -38,14 +39,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import problems as P  # noqa: E402
 
-TUNEFLOW = {"tuneflow-tpe": "tpe", "tuneflow-multivariate-tpe": "multivariate-tpe",
+TUNEFLOW = {"tuneflow-tpe": "tpe", "tuneflow-tpe-indep": "tpe-indep",
+            "tuneflow-multivariate-tpe": "multivariate-tpe",
             "tuneflow-random": "random"}
 IN_PROCESS = ("optuna-tpe", "optuna-tpe-indep", "optuna-tpe-mv", "optuna-random",
               "rustuna-tpe")
 
 
 def seeds(n: int) -> list[int]:
-    return list(range(1, n + 1))
+    """Seeds SEED_BASE+1 .. SEED_BASE+n (SEED_BASE from the environment, default 0), so that a
+    report can use seeds no one looked at while developing."""
+    base = int(os.environ.get("SEED_BASE", "0"))
+    return list(range(base + 1, base + n + 1))
 
 
 def make_in_process(sampler: str, seed: int):
@@ -82,7 +87,8 @@ def run_tuneflow(client, algorithm: str, problem: P.Problem, seed: int, trials: 
     from tuneflow_rest import experiment_doc
     # Experiment names are at most 40 characters: problem by its index in the suite.
     index = list(P.PROBLEMS).index(problem.name)
-    short = {"tpe": "tpe", "multivariate-tpe": "mvtpe", "random": "random"}[algorithm]
+    short = {"tpe": "tpe", "tpe-indep": "tpei", "multivariate-tpe": "mvtpe",
+             "random": "random"}[algorithm]
     name = f"q{index:02d}-{short}-s{seed}"
     client.create(experiment_doc(name, algorithm, seed, trials, P.tuneflow_parameters(problem)))
     values: list[float] = []

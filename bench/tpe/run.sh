@@ -14,17 +14,23 @@
 # Usage: bench/tpe/run.sh
 # Environment:
 #   SEEDS (10), TRIALS (100), PROBLEMS (all, or a comma list of problems.py names),
+#   SEED_BASE (0): seeds are SEED_BASE+1 .. SEED_BASE+SEEDS (a fresh range for a report),
 #   SKIP_PEERS=1     only tuneflow (and Optuna random, which the regret needs)
 #   QUICK=1          smoke run: 2 seeds x 20 trials, speed with 200 preloaded trials, 10 asks
 #   SKIP_QUALITY=1, SKIP_SPEED=1   leave a part out
 #   PRELOAD (1000), ASKS (50)      the speed benchmark's history and number of timed asks
-#   TUNEFLOW_ALGOS   tuneflow algorithms to run (default "tpe multivariate-tpe random"; those
+#   TUNEFLOW_ALGOS   tuneflow variants to run (default "tpe tpe-indep random", see VARIANTS in
+#                    tuneflow_rest.py; those
 #                    this build reports as not available are skipped with a warning)
 #   RESULTS          results directory (default bench/tpe/results/<UTC time>); an existing
-#                    one is resumed (finished runs are kept)
+#                    one is resumed (finished quality runs are kept, speed is measured again)
+#   REUSE_BINARY=1   no build: use the tuneflow binary an earlier run kept in RESULTS (e.g. to
+#                    measure speed again on an idle machine: SKIP_QUALITY=1 REUSE_BINARY=1
+#                    RESULTS=...); meta.json keeps that build's revision
 #   CARGO_TARGET_DIR as cargo understands it
 # Prints the markdown report of analyze.py (also saved as RESULTS/report.md) and writes the
-# best-so-far plot to RESULTS/quality.png (copied to bench/tpe/quality.png unless QUICK=1).
+# best-so-far plot to RESULTS/quality.png (copied to bench/tpe/quality.png by a run with every
+# knob at its default).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -43,7 +49,8 @@ PROBLEMS="${PROBLEMS:-all}"
 SKIP_PEERS="${SKIP_PEERS:-0}"
 SKIP_QUALITY="${SKIP_QUALITY:-0}"
 SKIP_SPEED="${SKIP_SPEED:-0}"
-TUNEFLOW_ALGOS="${TUNEFLOW_ALGOS:-tpe multivariate-tpe random}"
+TUNEFLOW_ALGOS="${TUNEFLOW_ALGOS:-tpe tpe-indep random}"
+REUSE_BINARY="${REUSE_BINARY:-0}"
 RESULTS="${RESULTS:-$here/results/$(date -u +%Y%m%dT%H%M%SZ)}"
 
 log() { printf '[tpe] %s\n' "$*" >&2; }
@@ -54,30 +61,39 @@ scratch="$(mktemp -d "${TMPDIR:-/tmp}/tuneflow-tpe.XXXXXX")"
 trap 'rm -rf "$scratch"' EXIT
 
 # --- 1. Build tuneflow (release) -------------------------------------------------------------
-log "building tuneflow (cargo build --release)"
-(cd "$repo" && cargo build --release)
-target_dir="$(cd "$repo" && cargo metadata --format-version 1 --no-deps |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
-tuneflow="$target_dir/release/tuneflow"
-[[ -x "$tuneflow" ]] || { log "no binary at $tuneflow"; exit 1; }
-# A copy, so that a rebuild during the run (other work in the same tree) cannot swap it.
-cp "$tuneflow" "$scratch/tuneflow"
-tuneflow="$scratch/tuneflow"
-# Right after the build: the work tree may hold uncommitted changes to tuneflow (work in
-# progress); record which files, a digest of their content, and keep the diff with the results.
-dirty="$(git -C "$repo" status --porcelain -- src algorithms Cargo.toml Cargo.lock 2>/dev/null || true)"
-digest=""
-if [[ -n "$dirty" ]]; then
-    printf '%s\n' "$dirty" >"$RESULTS/tuneflow-worktree-status.txt"
-    {
-        git -C "$repo" diff HEAD -- src algorithms Cargo.toml Cargo.lock
-        git -C "$repo" ls-files --others --exclude-standard -- src algorithms |
-            while read -r f; do printf '\n=== untracked %s\n' "$f"; cat "$repo/$f"; done
-    } >"$RESULTS/tuneflow-worktree.diff"
-    digest="$(sha256sum "$RESULTS/tuneflow-worktree.diff" | cut -c1-12)"
+if [[ "$REUSE_BINARY" == 1 ]]; then
+    [[ -x "$RESULTS/tuneflow" && -f "$RESULTS/meta.json" ]] ||
+        { log "REUSE_BINARY=1 needs $RESULTS/tuneflow and meta.json from an earlier run"; exit 1; }
+    log "reusing the tuneflow binary of $RESULTS (no build)"
+    cp "$RESULTS/tuneflow" "$scratch/tuneflow"
+    tuneflow="$scratch/tuneflow"
+    worktree_note=""
+else
+    log "building tuneflow (cargo build --release)"
+    (cd "$repo" && cargo build --release)
+    target_dir="$(cd "$repo" && cargo metadata --format-version 1 --no-deps |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+    [[ -x "$target_dir/release/tuneflow" ]] || { log "no binary in $target_dir/release"; exit 1; }
+    # A copy, so that a rebuild during the run (other work in the same tree) cannot swap it;
+    # one is kept in RESULTS for REUSE_BINARY=1.
+    cp "$target_dir/release/tuneflow" "$scratch/tuneflow"
+    cp "$scratch/tuneflow" "$RESULTS/tuneflow"
+    tuneflow="$scratch/tuneflow"
+    # Right after the build: the work tree may hold uncommitted changes to tuneflow (work in
+    # progress); record which files, a digest of their content, and keep the diff.
+    dirty="$(git -C "$repo" status --porcelain -- src algorithms Cargo.toml Cargo.lock 2>/dev/null || true)"
+    worktree_note=""
+    if [[ -n "$dirty" ]]; then
+        printf '%s\n' "$dirty" >"$RESULTS/tuneflow-worktree-status.txt"
+        {
+            git -C "$repo" diff HEAD -- src algorithms Cargo.toml Cargo.lock
+            git -C "$repo" ls-files --others --exclude-standard -- src algorithms |
+                while read -r f; do printf '\n=== untracked %s\n' "$f"; cat "$repo/$f"; done
+        } >"$RESULTS/tuneflow-worktree.diff"
+        digest="$(sha256sum "$RESULTS/tuneflow-worktree.diff" | cut -c1-12)"
+        worktree_note=" + uncommitted changes in src/ or algorithms/ (digest $digest)"
+    fi
 fi
-worktree_note=""
-[[ -z "$dirty" ]] || worktree_note=" + uncommitted changes in src/ or algorithms/ (digest $digest)"
 
 # --- 2. The Python environment for the peers ---------------------------------------------------
 venv="$here/.venv"
@@ -96,7 +112,7 @@ for algo in $TUNEFLOW_ALGOS; do
     cat >"$doc" <<EOF
 {"apiVersion": "tuneflow.dev/v1alpha1", "kind": "Experiment", "metadata": {"name": "probe"},
  "spec": {"objective": {"type": "minimize", "objectiveMetricName": "value"},
-          "algorithm": {"algorithmName": "$algo",
+          "algorithm": {"algorithmName": "${algo%-indep}",
                         "algorithmSettings": [{"name": "random_state", "value": "1"}]},
           "maxTrialCount": 10, "parallelTrialCount": 1,
           "parameters": [{"name": "x", "parameterType": "double",
@@ -122,10 +138,16 @@ EOF
 )"
 cpu="$(lscpu | sed -n 's/^Model name: *//p' | head -n1)"
 "$py" - "$RESULTS/meta.json" <<EOF
-import importlib.metadata as md, json, platform, sys
-json.dump({
-    "date": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
-    "command": "SEEDS=$SEEDS TRIALS=$TRIALS PROBLEMS=$PROBLEMS SKIP_PEERS=$SKIP_PEERS QUICK=$QUICK bench/tpe/run.sh",
+import importlib.metadata as md, json, os, platform, sys
+now = "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+command = ("SEED_BASE=${SEED_BASE:-0} SEEDS=$SEEDS TRIALS=$TRIALS PROBLEMS=$PROBLEMS SKIP_PEERS=$SKIP_PEERS QUICK=$QUICK"
+           " SKIP_QUALITY=$SKIP_QUALITY SKIP_SPEED=$SKIP_SPEED PRELOAD=$PRELOAD ASKS=$ASKS"
+           + (" REUSE_BINARY=1" if "$REUSE_BINARY" == "1" else "")
+           + " RESULTS=" + (os.path.relpath("$RESULTS", "$repo")
+                            if "$RESULTS".startswith("$repo/") else "$RESULTS")
+           + " bench/tpe/run.sh")
+meta = {
+    "date": now,
     "machine": "$(nproc) CPUs ($cpu), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM, Linux $(uname -r)",
     "tuneflowVersion": "$("$tuneflow" --version 2>/dev/null | awk '{print $NF}' || echo unknown)",
     "tuneflowRevision": "$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo 'no commit')"
@@ -140,7 +162,16 @@ json.dump({
     "problems": "$PROBLEMS",
     "preload": $PRELOAD,
     "asks": $ASKS,
-}, open(sys.argv[1], "w"), indent=1)
+    "invocations": [],
+}
+if "$REUSE_BINARY" == "1" and os.path.exists(sys.argv[1]):
+    old = json.load(open(sys.argv[1]))
+    # Same binary as the earlier run: its build's revision, and its date, stand.
+    for key in ("date", "tuneflowVersion", "tuneflowRevision", "invocations"):
+        meta[key] = old.get(key, meta[key])
+meta["invocations"].append({"date": now, "command": command})
+meta["command"] = "; ".join(i["command"] for i in meta["invocations"])
+json.dump(meta, open(sys.argv[1], "w"), indent=1)
 EOF
 
 # --- 5. Quality ---------------------------------------------------------------------------------
@@ -177,7 +208,10 @@ fi
 
 # --- 7. Report ----------------------------------------------------------------------------------
 "$py" "$here/analyze.py" "$RESULTS" --plot "$RESULTS/quality.png" | tee "$RESULTS/report.md"
-if [[ "$QUICK" != 1 && -f "$RESULTS/quality.png" ]]; then
+# Only the benchmark as specified (every default knob) replaces the published plot.
+if [[ "$QUICK" != 1 && "$SEEDS" == 10 && "$TRIALS" == 100 && "$PROBLEMS" == all &&
+      "$SKIP_PEERS" != 1 && "$SKIP_QUALITY" != 1 &&
+      "$TUNEFLOW_ALGOS" == "tpe tpe-indep random" && -f "$RESULTS/quality.png" ]]; then
     cp "$RESULTS/quality.png" "$here/quality.png"
     log "plot copied to bench/tpe/quality.png"
 fi

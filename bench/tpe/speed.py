@@ -46,7 +46,8 @@ import problems as P  # noqa: E402
 PROBLEM = P.PROBLEMS["styblinski-tang-10d"]
 NAMES = [p.name for p in PROBLEM.params]
 LOW, HIGH = PROBLEM.params[0].low, PROBLEM.params[0].high
-TUNEFLOW = {"tuneflow-tpe": "tpe", "tuneflow-multivariate-tpe": "multivariate-tpe",
+TUNEFLOW = {"tuneflow-tpe": "tpe", "tuneflow-tpe-indep": "tpe-indep",
+            "tuneflow-multivariate-tpe": "multivariate-tpe",
             "tuneflow-random": "random"}
 
 

@@ -87,18 +87,29 @@ class Client:
         self.conn.close()
 
 
-def experiment_doc(name: str, algorithm: str, seed: int, max_trials: int,
+# tuneflow variants the harness runs: name -> (algorithmName, extra algorithmSettings).
+VARIANTS = {
+    "tpe": ("tpe", {}),                                  # the default: a joint model
+    "tpe-indep": ("tpe", {"multivariate": "false"}),     # independent per-parameter estimators
+    "multivariate-tpe": ("multivariate-tpe", {}),        # Katib's name; the same as tpe now
+    "random": ("random", {}),
+}
+
+
+def experiment_doc(name: str, variant: str, seed: int, max_trials: int,
                    parameters: list[dict]) -> dict:
     """A client-driven experiment (no trialTemplate): minimise metric `value`, one trial at a
-    time, `random_state` = seed."""
+    time, `random_state` = seed, with the algorithm and settings of `variant` (VARIANTS)."""
+    algorithm, extra = VARIANTS[variant]
+    settings = [{"name": "random_state", "value": str(seed)}]
+    settings += [{"name": k, "value": v} for k, v in extra.items()]
     return {
         "apiVersion": "tuneflow.dev/v1alpha1",
         "kind": "Experiment",
         "metadata": {"name": name},
         "spec": {
             "objective": {"type": "minimize", "objectiveMetricName": "value"},
-            "algorithm": {"algorithmName": algorithm,
-                          "algorithmSettings": [{"name": "random_state", "value": str(seed)}]},
+            "algorithm": {"algorithmName": algorithm, "algorithmSettings": settings},
             "maxTrialCount": max_trials,
             "parallelTrialCount": 1,
             "parameters": parameters,
