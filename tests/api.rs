@@ -90,10 +90,20 @@ async fn ask_observe_complete_and_list() {
     let last = server.suggest("ask-tell", 2).await;
     assert_eq!(names(&last), ["ask-tell-0002"]);
     assert_eq!(last["done"], true, "maxTrialCount reached: {last}");
+    for (step, loss) in [(0, 0.3), (1, 0.45)] {
+        server
+            .post(
+                "/api/v1/experiments/ask-tell/trials/ask-tell-0002/observations",
+                json!({"step": step, "metrics": {"loss": loss}}),
+            )
+            .await;
+    }
     let (_, pruned) = server
         .complete("ask-tell", "ask-tell-0002", json!({"state": "pruned"}))
         .await;
     assert_eq!(pruned["state"], "EarlyStopped");
+    // A stopped trial counts by its last value (what the model ranks it by), not its best.
+    assert_eq!(pruned["objective"], 0.45);
 
     let (_, experiment) = server.get("/api/v1/experiments/ask-tell").await;
     assert_eq!(experiment["state"], "Succeeded", "{experiment}");

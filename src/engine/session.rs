@@ -72,12 +72,36 @@ pub struct Suggested {
     pub reason: Option<String>,
 }
 
-/// A running trial's lease and the reduction of its objective metric so far.
+/// A running trial's lease and what it reported so far.
 #[derive(Debug, Clone)]
 struct Lease {
     deadline: Instant,
+    /// The objective metric reduced by its strategy: the value if the trial succeeds.
     objective: Reduction,
+    /// The objective metric's latest value: what a trial stopped early is ranked by.
+    latest: Reduction,
+    /// The last step any metric was reported at.
     last_step: Option<i64>,
+}
+
+impl Lease {
+    fn new(deadline: Instant, strategy: crate::spec::Strategy) -> Lease {
+        Lease {
+            deadline,
+            objective: Reduction::new(strategy),
+            latest: Reduction::new(crate::spec::Strategy::Latest),
+            last_step: None,
+        }
+    }
+
+    /// Takes in one observation of `metric` (`objective` names the objective metric).
+    fn observe(&mut self, metric: &str, objective: &str, step: i64, value: f64) {
+        if metric == objective {
+            self.objective.add(step, value);
+            self.latest.add(step, value);
+        }
+        self.last_step = self.last_step.max(Some(step));
+    }
 }
 
 /// The live state of one client-driven experiment.
@@ -139,22 +163,11 @@ impl Session {
             if trial.state.is_final() {
                 continue;
             }
-            let mut objective = Reduction::new(strategy);
-            let mut last_step = None;
-            for observation in store.observations(trial.id, None).await? {
-                if observation.metric == spec.objective.metric {
-                    objective.add(observation.step, observation.value);
-                }
-                last_step = last_step.max(Some(observation.step));
+            let mut running = Lease::new(Instant::now() + lease, strategy);
+            for o in store.observations(trial.id, None).await? {
+                running.observe(&o.metric, &spec.objective.metric, o.step, o.value);
             }
-            leases.insert(
-                position,
-                Lease {
-                    deadline: Instant::now() + lease,
-                    objective,
-                    last_step,
-                },
-            );
+            leases.insert(position, running);
         }
         let ledger = Ledger::new(trials, spec.objective.direction);
         let mut session = Session {
@@ -221,14 +234,7 @@ impl Session {
             for trial in created {
                 let position = self.ledger.trials().len();
                 self.positions.insert(trial.name.clone(), position);
-                self.leases.insert(
-                    position,
-                    Lease {
-                        deadline,
-                        objective: Reduction::new(strategy),
-                        last_step: None,
-                    },
-                );
+                self.leases.insert(position, Lease::new(deadline, strategy));
                 trials.push(trial.clone());
                 self.ledger.push(trial);
             }
@@ -323,11 +329,8 @@ impl Session {
         let deadline = Instant::now() + self.lease;
         if let Some(lease) = self.leases.get_mut(&position) {
             lease.deadline = deadline;
-            lease.last_step = lease.last_step.max(Some(step));
             for (name, value) in metrics {
-                if name == metric {
-                    lease.objective.add(step, *value);
-                }
+                lease.observe(name, metric, step, *value);
             }
         }
         // Early-stopping rules decide here once the experiment names one.
@@ -358,23 +361,21 @@ impl Session {
             return Ok(current.clone());
         }
         let position = self.running(trial)?;
-        let lease = self.leases.get(&position).cloned().unwrap_or(Lease {
-            deadline: Instant::now(),
-            objective: Reduction::new(self.objective_strategy()),
-            last_step: None,
-        });
+        let lease = self
+            .leases
+            .get(&position)
+            .cloned()
+            .unwrap_or_else(|| Lease::new(Instant::now(), self.objective_strategy()));
         let metric = self.experiment.spec.objective.metric.clone();
         let (outcome, observations) = match outcome {
             ClientOutcome::Succeeded { metrics, step } => {
                 let step = step.or(lease.last_step).unwrap_or(0);
                 check_metrics(&metrics, step)?;
-                let mut objective = lease.objective;
+                let mut finished = lease;
                 for (name, value) in &metrics {
-                    if *name == metric {
-                        objective.add(step, *value);
-                    }
+                    finished.observe(name, &metric, step, *value);
                 }
-                let outcome = match objective.value() {
+                let outcome = match finished.objective.value() {
                     Some(value) => TrialOutcome {
                         state: TrialState::Succeeded,
                         objective: Some(value),
@@ -405,7 +406,7 @@ impl Session {
             ClientOutcome::Pruned => (
                 TrialOutcome {
                     state: TrialState::EarlyStopped,
-                    objective: lease.objective.value(),
+                    objective: lease.latest.value(),
                     message: Some(match lease.last_step {
                         Some(step) => format!("stopped early by the client at step {step}"),
                         None => "stopped early by the client".to_string(),
