@@ -317,10 +317,7 @@ fn fit_axis(axis: &Axis, located: &[f64], options: FitOptions) -> Kernels {
 /// `consider_endpoints` (otherwise those use their inner gap, as Optuna does).
 fn neighbour_gaps(mu: &[f64], low: f64, high: f64, consider_endpoints: bool) -> Vec<f64> {
     let n = mu.len();
-    // Sort integer keys (the value's order-preserving bits, then its position): plain integer
-    // comparisons, several times faster than comparing floats through a closure.
-    let mut sorted: Vec<(u64, u32)> = mu.iter().map(|m| order_key(*m)).zip(0..).collect();
-    sorted.sort_unstable();
+    let sorted = sorted_keys(mu, low, high);
     let at = |rank: usize| -> f64 {
         match rank {
             0 => low,
@@ -341,6 +338,43 @@ fn neighbour_gaps(mu: &[f64], low: f64, high: f64, consider_endpoints: bool) -> 
         sigma[sorted[n - 1].1 as usize] = at(n) - at(n - 1);
     }
     sigma
+}
+
+/// `(order key, position)` of every value, sorted: a bucket sort over `[low, high]` (one bucket
+/// per value on average, each bucket sorted on its own), so the usual cost is linear. Buckets
+/// are a monotone function of the value, so the result is exactly the fully sorted order
+/// (ties by position).
+fn sorted_keys(values: &[f64], low: f64, high: f64) -> Vec<(u64, u32)> {
+    let n = values.len();
+    let buckets = n.max(1);
+    let scale = if high > low {
+        buckets as f64 / (high - low)
+    } else {
+        0.0
+    };
+    // NaN and values outside the range land in the end buckets; `as` saturates.
+    let bucket = |x: f64| (((x - low) * scale) as usize).min(buckets - 1);
+    let mut starts = vec![0_usize; buckets + 1];
+    for x in values {
+        starts[bucket(*x) + 1] += 1;
+    }
+    for b in 0..buckets {
+        starts[b + 1] += starts[b];
+    }
+    let mut next = starts.clone();
+    let mut sorted = vec![(0_u64, 0_u32); n];
+    for (x, position) in values.iter().zip(0_u32..) {
+        let b = bucket(*x);
+        sorted[next[b]] = (order_key(*x), position);
+        next[b] += 1;
+    }
+    for b in 0..buckets {
+        let bucket = &mut sorted[starts[b]..starts[b + 1]];
+        if bucket.len() > 1 {
+            bucket.sort_unstable();
+        }
+    }
+    sorted
 }
 
 /// An integer whose order is the order of `x` (`f64::total_cmp`'s).
@@ -381,6 +415,31 @@ mod tests {
         assert!((w[4] - 1.0).abs() < 1e-12);
         assert!(w[..5].windows(2).all(|p| p[0] < p[1]));
         assert!(w[5..].iter().all(|x| *x == 1.0));
+    }
+
+    #[test]
+    fn bucket_sort_gives_the_full_sort() {
+        let mut state = 7_u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 11) as f64 / (1_u64 << 53) as f64
+        };
+        for n in [0, 1, 2, 5, 100, 1000] {
+            // Uniform, clustered, and with exact duplicates.
+            let values: Vec<f64> = (0..n)
+                .map(|i| match i % 3 {
+                    0 => next() * 10.0,
+                    1 => 3.0 + next() * 1e-9,
+                    _ => 7.0,
+                })
+                .collect();
+            let mut expected: Vec<(u64, u32)> =
+                values.iter().map(|x| order_key(*x)).zip(0..).collect();
+            expected.sort_unstable();
+            assert_eq!(sorted_keys(&values, 0.0, 10.0), expected, "n = {n}");
+        }
     }
 
     #[test]
