@@ -20,10 +20,12 @@
 //! - [`random`]: [`random::RandomSearch`], independent draws from each parameter's distribution.
 //! - [`grid`]: [`grid::GridSearch`], every combination of the parameters' values, in order.
 //! - [`tpe`]: [`tpe::Tpe`], the tree-structured Parzen estimator (`tpe`, `multivariate-tpe`).
+//! - [`stopping`]: early-stopping rules (`medianstop`, `asha`, `hyperband`).
 
 pub mod grid;
 pub mod random;
 pub mod space;
+pub mod stopping;
 pub mod tpe;
 
 mod rng;

@@ -11,6 +11,7 @@
 pub mod ledger;
 pub mod rules;
 pub mod session;
+pub mod stopping;
 pub mod trial;
 
 use std::hash::{BuildHasher, Hasher};
@@ -30,6 +31,7 @@ use crate::store::{
 };
 use ledger::Ledger;
 use rules::{Completion, Counts, StopCause};
+use stopping::Stopper;
 use trial::{Execution, TrialRun};
 
 /// Why the engine could not run an experiment.
@@ -226,6 +228,13 @@ impl Engine {
         for trial in stored.iter_mut() {
             self.reclaim(experiment, trial).await?;
         }
+        let stopper = match Stopper::for_spec(&spec, experiment.seed)? {
+            Some(stopper) => {
+                stopper.load(self.store.as_ref(), &stored).await?;
+                Some(Arc::new(stopper))
+            }
+            None => None,
+        };
         let mut ledger = Ledger::new(stored, spec.objective.direction);
         self.store
             .set_experiment_state(experiment.id, ExperimentState::Running, None, None)
@@ -244,6 +253,7 @@ impl Engine {
             spec: &spec,
             base_dir: &request.base_dir,
             cancel: &trials_cancel,
+            stopper: stopper.as_ref(),
         };
         let mut failure: Option<EngineError> = None;
         let mut completion: Option<Completion> = None;
@@ -319,17 +329,36 @@ impl Engine {
                     })?;
                     match execution {
                         Ok(execution) => {
-                            let (state, message) = rules::trial_outcome(
-                                &execution.exit,
-                                execution.objective,
-                                &spec.objective.metric,
-                                stop_cause.as_ref(),
-                            );
-                            let outcome = TrialOutcome {
-                                state,
-                                objective: execution.objective,
-                                message: Some(message),
+                            let index = ledger.trial(position).index;
+                            let outcome = match stopper.as_deref() {
+                                Some(stopper) if execution.pruned => {
+                                    let last = stopper.last(index);
+                                    TrialOutcome {
+                                        state: TrialState::EarlyStopped,
+                                        objective: last.map(|(_, v)| v),
+                                        message: Some(stopping::stopped_message(
+                                            stopper.name(),
+                                            last.map(|(s, _)| s),
+                                        )),
+                                    }
+                                }
+                                _ => {
+                                    let (state, message) = rules::trial_outcome(
+                                        &execution.exit,
+                                        execution.objective,
+                                        &spec.objective.metric,
+                                        stop_cause.as_ref(),
+                                    );
+                                    TrialOutcome {
+                                        state,
+                                        objective: execution.objective,
+                                        message: Some(message),
+                                    }
+                                }
                             };
+                            if let Some(stopper) = &stopper {
+                                stopper.finish(index, outcome.state);
+                            }
                             let trial_id = ledger.trial(position).id;
                             if let Err(e) = self
                                 .store
@@ -490,6 +519,7 @@ struct LaunchContext<'a> {
     spec: &'a Arc<ExperimentSpec>,
     base_dir: &'a std::path::Path,
     cancel: &'a CancellationToken,
+    stopper: Option<&'a Arc<Stopper>>,
 }
 
 impl LaunchContext<'_> {
@@ -523,6 +553,7 @@ impl LaunchContext<'_> {
         let trial_id = trial.id;
         let cancel = self.cancel.child_token();
         let collector = self.collector.clone();
+        let stopping = self.stopper.map(|s| (Arc::clone(s), trial.index));
         running.spawn(async move {
             let result = match prepared {
                 Ok((job, metrics_file)) => {
@@ -536,6 +567,7 @@ impl LaunchContext<'_> {
                         metrics_file,
                         collector,
                         cancel,
+                        stopping,
                     }
                     .execute()
                     .await
@@ -543,6 +575,7 @@ impl LaunchContext<'_> {
                 Err(message) => Ok(Execution {
                     exit: crate::executor::TrialExit::SpawnFailed(message),
                     objective: None,
+                    pruned: false,
                 }),
             };
             (position, result)

@@ -17,9 +17,11 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::time::Instant;
 use tuneflow_algorithms::Algorithm;
+use tuneflow_algorithms::stopping::StopDecision;
 
 use super::ledger::Ledger;
 use super::rules::{self, Reduction};
+use super::stopping::{Stopper, stopped_message};
 use super::{EngineError, build_algorithm, is_exhausted, owner_is_alive, record_suggestions};
 use crate::spec::ExperimentSpec;
 use crate::store::{
@@ -114,6 +116,7 @@ pub struct Session {
     leases: HashMap<usize, Lease>,
     lease: Duration,
     owner: String,
+    stopper: Option<Stopper>,
 }
 
 impl std::fmt::Debug for Session {
@@ -169,6 +172,10 @@ impl Session {
             }
             leases.insert(position, running);
         }
+        let stopper = Stopper::for_spec(spec, experiment.seed)?;
+        if let Some(stopper) = &stopper {
+            stopper.load(store, &trials).await?;
+        }
         let ledger = Ledger::new(trials, spec.objective.direction);
         let mut session = Session {
             experiment,
@@ -179,6 +186,7 @@ impl Session {
             leases,
             lease,
             owner: owner.to_string(),
+            stopper,
         };
         if session.experiment.state == ExperimentState::Created
             || session.experiment.state == ExperimentState::Interrupted
@@ -333,8 +341,28 @@ impl Session {
                 lease.observe(name, metric, step, *value);
             }
         }
-        // Early-stopping rules decide here once the experiment names one.
-        Ok(Decision::Continue)
+        let index = self.ledger.trial(position).index;
+        let Some(stopper) = &self.stopper else {
+            return Ok(Decision::Continue);
+        };
+        let mut changed = false;
+        for (name, value) in metrics {
+            changed |= stopper.record(index, name, step, *value);
+        }
+        if !changed || stopper.decide(index) == StopDecision::Continue {
+            return Ok(Decision::Continue);
+        }
+        let (reached, value) = stopper
+            .last(index)
+            .map_or((None, None), |(s, v)| (Some(s), Some(v)));
+        let outcome = TrialOutcome {
+            state: TrialState::EarlyStopped,
+            objective: value,
+            message: Some(stopped_message(stopper.name(), reached)),
+        };
+        self.finish(store, position, outcome, &[]).await?;
+        self.settle(store).await?;
+        Ok(Decision::Prune)
     }
 
     /// Renews a running trial's lease.
@@ -415,6 +443,12 @@ impl Session {
                 Vec::new(),
             ),
         };
+        if let Some(stopper) = &self.stopper {
+            let index = self.ledger.trial(position).index;
+            for o in &observations {
+                stopper.record(index, &o.metric, o.step, o.value);
+            }
+        }
         self.finish(store, position, outcome, &observations).await?;
         self.settle(store).await?;
         Ok(self.ledger.trial(position).clone())
@@ -469,6 +503,9 @@ impl Session {
             .finish_trial(trial_id, self.experiment.id, &outcome, observations)
             .await?;
         self.leases.remove(&position);
+        if let Some(stopper) = &self.stopper {
+            stopper.finish(self.ledger.trial(position).index, outcome.state);
+        }
         self.ledger
             .update(position, outcome.state, outcome.objective, outcome.message);
         Ok(())

@@ -9,8 +9,11 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use tuneflow_algorithms::stopping::StopDecision;
+
 use super::EngineError;
 use super::rules;
+use super::stopping::Stopper;
 use crate::collector::Collector;
 use crate::collector::tail::FileTail;
 use crate::executor::{Executor, ExecutorEvent, TrialExit, TrialJob};
@@ -29,6 +32,8 @@ pub struct Execution {
     pub exit: TrialExit,
     /// The objective value per the metric strategy, if the metric was reported.
     pub objective: Option<f64>,
+    /// The early-stopping rule stopped it.
+    pub pruned: bool,
 }
 
 /// One trial to run.
@@ -51,6 +56,8 @@ pub struct TrialRun {
     pub collector: Option<Collector>,
     /// Stops the trial.
     pub cancel: CancellationToken,
+    /// The experiment's early-stopping rule and this trial's index, when it has one.
+    pub stopping: Option<(Arc<Stopper>, u64)>,
 }
 
 impl TrialRun {
@@ -66,6 +73,7 @@ impl TrialRun {
             metrics_file,
             collector,
             cancel,
+            stopping,
         } = self;
         let stdout_collector = spec.metrics_collector.kind == CollectorKind::StdOut;
         let mut collector = collector;
@@ -82,6 +90,7 @@ impl TrialRun {
                                 path.display()
                             )),
                             objective: None,
+                            pruned: false,
                         });
                     }
                 }
@@ -92,7 +101,24 @@ impl TrialRun {
 
         store.start_trial(trial_id, experiment_id).await?;
         let (events_tx, mut events) = mpsc::channel(1024);
-        let run = executor.run(job, events_tx, cancel);
+        // A prune stops the process through its own token, so that the cause is known.
+        let stop = cancel.child_token();
+        let run = executor.run(job, events_tx, stop.clone());
+        let mut pruned = false;
+        let mut judge = |new: &[Observation]| {
+            if let Some((stopper, index)) = &stopping
+                && !pruned
+            {
+                let mut changed = false;
+                for o in new {
+                    changed |= stopper.record(*index, &o.metric, o.step, o.value);
+                }
+                if changed && stopper.decide(*index) == StopDecision::Prune {
+                    pruned = true;
+                    stop.cancel();
+                }
+            }
+        };
         tokio::pin!(run);
         let mut ticker = tokio::time::interval(FLUSH_INTERVAL);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -105,7 +131,9 @@ impl TrialRun {
                 event = events.recv(), if events_open => match event {
                     Some(ExecutorEvent::Line(line)) if stdout_collector => {
                         if let Some(c) = collector.as_mut() {
+                            let before = buffer.len();
                             c.observe(&line, &mut buffer);
+                            judge(&buffer[before..]);
                         }
                         if buffer.len() >= FLUSH_COUNT {
                             store.add_observations(trial_id, &buffer).await?;
@@ -120,9 +148,11 @@ impl TrialRun {
                 },
                 _ = ticker.tick() => {
                     if let (Some(tail), Some(c)) = (tail.as_mut(), collector.as_mut()) {
+                        let before = buffer.len();
                         for line in tail.poll().await.unwrap_or_default() {
                             c.observe(&line, &mut buffer);
                         }
+                        judge(&buffer[before..]);
                     }
                     store.add_observations(trial_id, &buffer).await?;
                     buffer.clear();
@@ -131,7 +161,11 @@ impl TrialRun {
         }
         if let (Some(tail), Some(c)) = (tail.as_mut(), collector.as_mut()) {
             match tail.finish().await {
-                Ok(lines) => lines.iter().for_each(|line| c.observe(line, &mut buffer)),
+                Ok(lines) => {
+                    let before = buffer.len();
+                    lines.iter().for_each(|line| c.observe(line, &mut buffer));
+                    judge(&buffer[before..]);
+                }
                 Err(e) => tracing::warn!("cannot read metrics file {}: {e}", tail.path().display()),
             }
         }
@@ -146,6 +180,7 @@ impl TrialRun {
         Ok(Execution {
             exit: exit.unwrap_or(TrialExit::Cancelled),
             objective,
+            pruned,
         })
     }
 }

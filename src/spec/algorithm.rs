@@ -5,7 +5,7 @@
 //! each algorithm accepts; its errors are mapped back to document paths here. Setting values
 //! may be YAML strings (as Katib writes them) or numbers, and are kept as strings.
 //!
-//! Early stopping is read in full and then refused: no rule is implemented yet.
+//! Early stopping is checked the same way, by building the rule.
 
 use tuneflow_algorithms::{AVAILABLE, AlgorithmError, SearchSpace, Setting};
 
@@ -16,8 +16,8 @@ use super::walk::{Fields, Reader, did_you_mean, error_at, index, one_of};
 
 const ALGORITHM_FIELDS: &[&str] = &["algorithmName", "algorithmSettings"];
 const SETTING_FIELDS: &[&str] = &["name", "value"];
-/// Early-stopping algorithms tuneflow knows by name (none is implemented yet).
-const EARLY_STOPPING: &[&str] = &["medianstop", "asha", "hyperband"];
+/// Early-stopping rules tuneflow implements.
+const EARLY_STOPPING: &[&str] = tuneflow_algorithms::stopping::AVAILABLE;
 
 /// `spec.algorithm`, checked by building it over the search space.
 pub(crate) fn algorithm(
@@ -130,31 +130,44 @@ fn settings(reader: &mut Reader, node: &Node, path: &str) -> Option<Vec<Setting>
     valid.then_some(settings)
 }
 
-/// `spec.earlyStopping`: read in full, then refused, since no rule is implemented yet.
+/// `spec.earlyStopping`, checked by building the rule (`tuneflow_algorithms::stopping`).
 pub(crate) fn early_stopping(reader: &mut Reader, node: &Node) -> Option<Option<AlgorithmSpec>> {
     let path = "spec.earlyStopping";
-    let (name, _settings, fields) = algorithm_fields(reader, node, path)?;
+    let (name, settings, fields) = algorithm_fields(reader, node, path)?;
     let name_node = fields.get("algorithmName").unwrap_or(node);
-    let error = if EARLY_STOPPING.contains(&name.as_str()) {
-        error_at(
-            name_node,
-            fields.child("algorithmName"),
-            format!("early stopping \"{name}\" is not available in this version of tuneflow"),
-        )
-        .with_hint("remove spec.earlyStopping to run every trial to the end")
-    } else {
-        let known = one_of(EARLY_STOPPING);
-        let hint = match did_you_mean(&name, EARLY_STOPPING) {
-            Some(hint) => format!("{hint} known: {known}"),
-            None => format!("known: {known}"),
-        };
-        error_at(
-            name_node,
-            fields.child("algorithmName"),
-            format!("unknown early stopping algorithm \"{name}\""),
-        )
-        .with_hint(hint)
+    let settings_nodes: &[Node] = match fields.get("algorithmSettings").map(|node| &node.value) {
+        Some(Value::List(items)) => items,
+        _ => &[],
     };
-    reader.report(error);
+    let Err(errors) = tuneflow_algorithms::stopping::build(&name, &settings) else {
+        return Some(Some(AlgorithmSpec { name, settings }));
+    };
+    let known = one_of(EARLY_STOPPING);
+    for error in errors {
+        let report = match error {
+            AlgorithmError::Setting { index: i, message } => {
+                let at = settings_nodes.get(i).unwrap_or(node);
+                let at_path = if i < settings.len() {
+                    index(&fields.child("algorithmSettings"), i)
+                } else {
+                    fields.child("algorithmSettings")
+                };
+                error_at(at, at_path, message)
+            }
+            _ => {
+                let hint = match did_you_mean(&name, EARLY_STOPPING) {
+                    Some(hint) => format!("{hint} known: {known}"),
+                    None => format!("known: {known}"),
+                };
+                error_at(
+                    name_node,
+                    fields.child("algorithmName"),
+                    format!("unknown early stopping algorithm \"{name}\""),
+                )
+                .with_hint(hint)
+            }
+        };
+        reader.report(report);
+    }
     None
 }

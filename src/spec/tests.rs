@@ -820,15 +820,34 @@ fn algorithm_errors_point_at_their_field() {
 }
 
 #[test]
-fn early_stopping_is_not_available_yet() {
+fn early_stopping_rules_are_checked_by_building_them() {
+    let spec = ok(&native_with(
+        "  maxTrialCount: 10",
+        "  maxTrialCount: 10\n  earlyStopping: {algorithmName: medianstop, algorithmSettings: [{name: start_step, value: \"2\"}]}",
+    ));
+    assert_eq!(
+        spec.early_stopping.map(|e| e.name).as_deref(),
+        Some("medianstop")
+    );
     let errors = errors(&native_with(
         "  maxTrialCount: 10",
-        "  maxTrialCount: 10\n  earlyStopping: {algorithmName: medianstop}",
+        "  maxTrialCount: 10\n  earlyStopping: {algorithmName: asha, algorithmSettings: [{name: reduction_factor, value: \"1\"}]}",
     ));
-    assert_eq!(paths(&errors), ["spec.earlyStopping.algorithmName"]);
-    assert_eq!(
-        errors[0].message,
-        "early stopping \"medianstop\" is not available in this version of tuneflow"
+    assert_eq!(paths(&errors), ["spec.earlyStopping.algorithmSettings[0]"]);
+    assert!(
+        errors[0].message.contains("at least 2"),
+        "{}",
+        errors[0].message
+    );
+    let errors = self::errors(&native_with(
+        "  maxTrialCount: 10",
+        "  maxTrialCount: 10\n  earlyStopping: {algorithmName: hyperband}",
+    ));
+    assert_eq!(paths(&errors), ["spec.earlyStopping.algorithmSettings"]);
+    assert!(
+        errors[0].message.contains("max_resource"),
+        "{}",
+        errors[0].message
     );
     let errors = self::errors(&native_with(
         "  maxTrialCount: 10",
