@@ -66,6 +66,9 @@ pub struct TrialSummary {
     pub message: Option<String>,
     /// Times it was started.
     pub attempts: u32,
+    /// The last step it reported its objective at, once finished: how far a trial stopped
+    /// early got.
+    pub step: Option<i64>,
     /// When it was suggested.
     pub created_at: String,
     /// When it last started.
@@ -87,6 +90,7 @@ impl TrialSummary {
             parameters: parameters(spec, trial),
             message: trial.message.clone(),
             attempts: trial.attempts,
+            step: trial.step,
             created_at: timestamp(trial.created_at),
             started_at: timestamp_opt(trial.started_at),
             completed_at: timestamp_opt(trial.completed_at),
@@ -152,6 +156,10 @@ pub struct ExperimentSummary {
     pub seed: u64,
     /// Trials per state.
     pub trials: Counts,
+    /// Steps early stopping saved: for each stopped trial, the steps between where it stopped
+    /// and the last step of the longest succeeded trial (`None` until a trial was stopped
+    /// and one succeeded with steps).
+    pub steps_saved: Option<u64>,
     /// `maxTrialCount`, if set.
     pub max_trial_count: Option<u32>,
     /// The best trial.
@@ -175,6 +183,7 @@ impl ExperimentSummary {
             algorithm: experiment.spec.algorithm.name.clone(),
             seed: experiment.seed,
             trials: Counts::of(trials),
+            steps_saved: steps_saved(trials),
             max_trial_count: experiment.spec.max_trial_count,
             best: BestTrial::of(experiment, trials),
             created_at: timestamp(experiment.created_at),
@@ -182,6 +191,27 @@ impl ExperimentSummary {
             completed_at: timestamp_opt(experiment.completed_at),
         }
     }
+}
+
+/// Steps early stopping saved (see [`ExperimentSummary::steps_saved`]).
+fn steps_saved(trials: &[Trial]) -> Option<u64> {
+    use crate::store::TrialState;
+    let full = trials
+        .iter()
+        .filter(|t| t.state == TrialState::Succeeded)
+        .filter_map(|t| t.step)
+        .max()?;
+    let stopped: Vec<i64> = trials
+        .iter()
+        .filter(|t| t.state == TrialState::EarlyStopped)
+        .map(|t| t.step.unwrap_or(0))
+        .collect();
+    (!stopped.is_empty()).then(|| {
+        stopped
+            .iter()
+            .map(|s| u64::try_from(full - s).unwrap_or(0))
+            .sum()
+    })
 }
 
 /// Formats a JSON parameter value for a table cell: strings without quotes, numbers as

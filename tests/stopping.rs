@@ -78,8 +78,19 @@ trialTemplate:
         .parse()
         .expect("pid");
     assert!(!process_alive(pid), "the stopped trial's process is gone");
+    assert_eq!(stopped["step"], 2);
+    assert_eq!(trials[0]["step"], 8, "a full run reaches epoch 8");
     let summary = world.experiment("stop");
     assert_eq!(summary["trials"]["earlyStopped"], 1, "{summary}");
+    assert_eq!(
+        summary["stepsSaved"], 6,
+        "stopped at 2 of 8 steps: {summary}"
+    );
+    let table = text(&world.run(&["trials", "stop"]));
+    assert!(
+        table.contains("STEP") && table.contains("stopped early by medianstop at step 2"),
+        "{table}"
+    );
 }
 
 #[test]
@@ -165,6 +176,7 @@ async fn rest_clients_are_told_to_prune() {
     assert_eq!(trial["state"], "EarlyStopped");
     assert_eq!(trial["message"], "stopped early by medianstop at step 1");
     assert_eq!(trial["objective"], 0.8);
+    assert_eq!(trial["step"], 1);
     let (status, body) = observe(&names[2], 2, 0.1).await;
     assert_eq!(
         (status, &body["error"]["code"]),

@@ -98,7 +98,11 @@ pub async fn trials(store_url: &str, args: ExperimentArgs) -> anyhow::Result<Exi
         spec.objective.metric.to_uppercase(),
     ];
     header.extend(spec.space.parameters.iter().map(|p| p.name.clone()));
-    header.extend(["DURATION".to_string(), "MESSAGE".to_string()]);
+    header.extend([
+        "STEP".to_string(),
+        "DURATION".to_string(),
+        "MESSAGE".to_string(),
+    ]);
     let mut table = output::table(header);
     for s in &summaries {
         let mut row = vec![
@@ -107,6 +111,10 @@ pub async fn trials(store_url: &str, args: ExperimentArgs) -> anyhow::Result<Exi
             summary::human_opt(s.objective),
         ];
         row.extend(s.parameters.values().map(summary::cell));
+        row.push(
+            s.step
+                .map_or_else(|| "-".to_string(), |step| step.to_string()),
+        );
         row.push(
             s.duration_seconds
                 .map(|d| format!("{d:.1}s"))

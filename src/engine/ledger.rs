@@ -60,13 +60,15 @@ impl Ledger {
         self.pending.pop_front()
     }
 
-    /// Records a trial's new state (and, for final states, its objective and message).
+    /// Records a trial's new state (and, for final states, its objective, message and the
+    /// step it reached).
     pub fn update(
         &mut self,
         position: usize,
         state: TrialState,
         objective: Option<f64>,
         message: Option<String>,
+        step: Option<i64>,
     ) {
         let Some(trial) = self.trials.get_mut(position) else {
             return;
@@ -78,6 +80,7 @@ impl Ledger {
         trial.state = state;
         trial.objective = objective;
         trial.message = message;
+        trial.step = step;
         self.history[position] = rules::history_record(trial, self.direction);
         self.consider_best(position);
     }
@@ -161,6 +164,7 @@ mod tests {
             created_at: 0,
             started_at: None,
             completed_at: None,
+            step: None,
         }
     }
 
@@ -179,14 +183,20 @@ mod tests {
         assert_eq!(ledger.next_pending(), Some(1));
         assert_eq!(ledger.next_pending(), None);
 
-        ledger.update(1, TrialState::Running, None, None);
+        ledger.update(1, TrialState::Running, None, None, None);
         assert_eq!(ledger.counts().running, 1);
-        ledger.update(1, TrialState::Succeeded, Some(1.0), Some("ok".into()));
+        ledger.update(
+            1,
+            TrialState::Succeeded,
+            Some(1.0),
+            Some("ok".into()),
+            Some(3),
+        );
         ledger.push(trial(3, TrialState::Pending, None));
         assert_eq!(ledger.counts(), Counts::of(ledger.trials()));
         assert_eq!(ledger.best().map(|t| t.index), Some(1));
         assert_eq!(ledger.next_pending(), Some(3));
-        ledger.update(3, TrialState::Succeeded, Some(1.0), None);
+        ledger.update(3, TrialState::Succeeded, Some(1.0), None, None);
         assert_eq!(
             ledger.best().map(|t| t.index),
             Some(1),

@@ -340,6 +340,7 @@ impl Engine {
                                             stopper.name(),
                                             last.map(|(s, _)| s),
                                         )),
+                                        step: last.map(|(s, _)| s),
                                     }
                                 }
                                 _ => {
@@ -353,6 +354,7 @@ impl Engine {
                                         state,
                                         objective: execution.objective,
                                         message: Some(message),
+                                        step: execution.step,
                                     }
                                 }
                             };
@@ -368,7 +370,13 @@ impl Engine {
                                 failure.get_or_insert(e.into());
                                 trials_cancel.cancel();
                             }
-                            ledger.update(position, outcome.state, outcome.objective, outcome.message);
+                            ledger.update(
+                                position,
+                                outcome.state,
+                                outcome.objective,
+                                outcome.message,
+                                outcome.step,
+                            );
                             progress.trial_finished(ledger.trial(position), &ledger.status(&spec));
                         }
                         Err(e) => {
@@ -533,7 +541,7 @@ impl LaunchContext<'_> {
             let Some(position) = ledger.next_pending() else {
                 break;
             };
-            ledger.update(position, TrialState::Running, None, None);
+            ledger.update(position, TrialState::Running, None, None, None);
             self.launch(running, ledger.trial(position), position);
         }
     }
@@ -576,6 +584,7 @@ impl LaunchContext<'_> {
                     exit: crate::executor::TrialExit::SpawnFailed(message),
                     objective: None,
                     pruned: false,
+                    step: None,
                 }),
             };
             (position, result)

@@ -141,6 +141,11 @@ impl Reduction {
     pub fn value(&self) -> Option<f64> {
         self.value
     }
+
+    /// The last step observed, once anything was.
+    pub fn step(&self) -> Option<i64> {
+        self.value.map(|_| self.step)
+    }
 }
 
 /// True when `a` is a better objective value than `b`.
@@ -201,7 +206,7 @@ pub fn history_record(trial: &Trial, direction: Direction) -> TrialRecord {
         },
         TrialState::EarlyStopped => History::Pruned {
             value: trial.objective.map(|v| direction.loss(v)),
-            step: None,
+            step: trial.step,
         },
         TrialState::Failed | TrialState::MetricsUnavailable | TrialState::Killed => History::Failed,
     };

@@ -359,6 +359,7 @@ impl Session {
             state: TrialState::EarlyStopped,
             objective: value,
             message: Some(stopped_message(stopper.name(), reached)),
+            step: reached,
         };
         self.finish(store, position, outcome, &[]).await?;
         self.settle(store).await?;
@@ -408,6 +409,7 @@ impl Session {
                         state: TrialState::Succeeded,
                         objective: Some(value),
                         message: Some(format!("{metric} = {value}")),
+                        step: finished.latest.step(),
                     },
                     None => TrialOutcome {
                         state: TrialState::MetricsUnavailable,
@@ -415,6 +417,7 @@ impl Session {
                         message: Some(format!(
                             "completed without reporting the objective metric `{metric}`"
                         )),
+                        step: None,
                     },
                 };
                 (outcome, observations_at(&metrics, step))
@@ -428,6 +431,7 @@ impl Session {
                             .filter(|m| !m.trim().is_empty())
                             .unwrap_or_else(|| "the client reported a failure".to_string()),
                     ),
+                    step: lease.latest.step(),
                 },
                 Vec::new(),
             ),
@@ -435,6 +439,7 @@ impl Session {
                 TrialOutcome {
                     state: TrialState::EarlyStopped,
                     objective: lease.latest.value(),
+                    step: lease.latest.step(),
                     message: Some(match lease.last_step {
                         Some(step) => format!("stopped early by the client at step {step}"),
                         None => "stopped early by the client".to_string(),
@@ -476,6 +481,7 @@ impl Session {
                 state: TrialState::Failed,
                 objective: None,
                 message: Some(message.clone()),
+                step: self.reached(position),
             };
             self.finish(store, position, outcome, &[]).await?;
         }
@@ -506,8 +512,13 @@ impl Session {
         if let Some(stopper) = &self.stopper {
             stopper.finish(self.ledger.trial(position).index, outcome.state);
         }
-        self.ledger
-            .update(position, outcome.state, outcome.objective, outcome.message);
+        self.ledger.update(
+            position,
+            outcome.state,
+            outcome.objective,
+            outcome.message,
+            outcome.step,
+        );
         Ok(())
     }
 
@@ -531,6 +542,7 @@ impl Session {
                     state: TrialState::Killed,
                     objective: None,
                     message: Some(message.clone()),
+                    step: self.reached(position),
                 };
                 self.finish(store, position, outcome, &[]).await?;
             }
@@ -562,6 +574,11 @@ impl Session {
         experiment.reason = reason.map(str::to_string);
         experiment.message = message.map(str::to_string);
         Ok(())
+    }
+
+    /// The last step a running trial reported its objective at.
+    fn reached(&self, position: usize) -> Option<i64> {
+        self.leases.get(&position).and_then(|l| l.latest.step())
     }
 
     fn spec(&self) -> &ExperimentSpec {

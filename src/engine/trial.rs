@@ -34,6 +34,8 @@ pub struct Execution {
     pub objective: Option<f64>,
     /// The early-stopping rule stopped it.
     pub pruned: bool,
+    /// The last step the objective metric was reported at.
+    pub step: Option<i64>,
 }
 
 /// One trial to run.
@@ -91,6 +93,7 @@ impl TrialRun {
                             )),
                             objective: None,
                             pruned: false,
+                            step: None,
                         });
                     }
                 }
@@ -181,6 +184,7 @@ impl TrialRun {
             exit: exit.unwrap_or(TrialExit::Cancelled),
             objective,
             pruned,
+            step: values.last().map(|o| o.step),
         })
     }
 }

@@ -188,6 +188,9 @@ pub struct Trial {
     pub started_at: Option<Micros>,
     /// When it reached a final state.
     pub completed_at: Option<Micros>,
+    /// The last step it reported its objective at, once finished (how far a trial stopped
+    /// early got).
+    pub step: Option<i64>,
 }
 
 /// A new trial to record.
@@ -226,6 +229,8 @@ pub struct TrialOutcome {
     pub objective: Option<f64>,
     /// Why.
     pub message: Option<String>,
+    /// The last step the objective was reported at, if it was.
+    pub step: Option<i64>,
 }
 
 /// The error a backend's driver reported, kept as the cause of a [`StoreError`]. Boxed so that

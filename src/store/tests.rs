@@ -123,6 +123,7 @@ fn succeeded(objective: f64) -> TrialOutcome {
         state: TrialState::Succeeded,
         objective: Some(objective),
         message: Some(format!("loss = {objective}")),
+        step: Some(7),
     }
 }
 
@@ -503,6 +504,7 @@ pub(crate) async fn a_trial_starts_finishes_and_restarts(store: &dyn Store) {
     assert_eq!(finished.handle, None, "the handle is cleared when it stops");
     assert!(finished.completed_at.expect("completed_at") >= started.started_at.expect("started"));
     assert_eq!(finished.attempts, 1);
+    assert_eq!(finished.step, Some(7), "the step it reached is kept");
 
     store
         .set_trial_handle(created.id, "4343")
@@ -521,6 +523,7 @@ pub(crate) async fn a_trial_starts_finishes_and_restarts(store: &dyn Store) {
         state: TrialState::Failed,
         objective: None,
         message: Some("exit code 3".to_string()),
+        step: None,
     };
     store
         .finish_trial(created.id, stored.id, &failed, &[])
@@ -622,6 +625,7 @@ pub(crate) async fn requeue_drops_observations_and_results(store: &dyn Store) {
         state: TrialState::Killed,
         objective: Some(0.9),
         message: Some("interrupted".to_string()),
+        step: None,
     };
     store
         .finish_trial(running.id, stored.id, &killed, &[])

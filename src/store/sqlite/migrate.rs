@@ -20,6 +20,10 @@ pub(super) const MIGRATIONS: &[(&str, &str)] = &[
         "0002_trial_handle",
         include_str!("../../../migrations/sqlite/0002_trial_handle.sql"),
     ),
+    (
+        "0003_trial_step",
+        include_str!("../../../migrations/sqlite/0003_trial_step.sql"),
+    ),
 ];
 
 /// The schema version this build writes: the number of migrations it knows.

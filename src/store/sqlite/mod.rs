@@ -360,6 +360,7 @@ impl Store for SqliteStore {
                     created_at: now,
                     started_at: started.then_some(now),
                     completed_at: None,
+                    step: None,
                 }
             })
             .collect())
@@ -429,13 +430,14 @@ impl Store for SqliteStore {
             insert_observations(tx, trial_id, &observations)?;
             tx.prepare_cached(
                 "UPDATE trials SET state = ?1, objective = ?2, message = ?3, completed_at = ?4, \
-                 handle = NULL WHERE id = ?5",
+                 handle = NULL, step = ?5 WHERE id = ?6",
             )?
             .execute(params![
                 outcome.state.as_str(),
                 outcome.objective,
                 outcome.message,
                 now,
+                outcome.step,
                 trial_id
             ])?;
             let event = Event {
@@ -455,7 +457,7 @@ impl Store for SqliteStore {
                 .execute([trial_id])?;
             tx.prepare_cached(
                 "UPDATE trials SET state = ?1, objective = NULL, message = NULL, \
-                 started_at = NULL, completed_at = NULL, handle = NULL WHERE id = ?2",
+                 started_at = NULL, completed_at = NULL, handle = NULL, step = NULL WHERE id = ?2",
             )?
             .execute(params![TrialState::Pending.as_str(), trial_id])?;
             let event = Event {

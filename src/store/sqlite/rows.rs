@@ -127,7 +127,7 @@ pub(super) fn experiment_from_row(row: &Row<'_>) -> Result<Experiment, StoreErro
 
 /// The columns [`trial_from_row`] reads, in its order.
 pub(super) const TRIAL_COLUMNS: &str = "id, idx, name, state, parameters, objective, message, \
-     attempts, handle, created_at, started_at, completed_at";
+     attempts, handle, created_at, started_at, completed_at, step";
 
 /// Reads a row of [`TRIAL_COLUMNS`] of a trial of an experiment with `spec`.
 pub(super) fn trial_from_row(spec: &ExperimentSpec, row: &Row<'_>) -> Result<Trial, StoreError> {
@@ -148,6 +148,7 @@ pub(super) fn trial_from_row(spec: &ExperimentSpec, row: &Row<'_>) -> Result<Tri
         created_at: row.get(9)?,
         started_at: row.get(10)?,
         completed_at: row.get(11)?,
+        step: row.get(12)?,
     })
 }
 

@@ -130,6 +130,7 @@ async fn every_state_change_is_logged_with_it_and_nothing_else_is() {
         state: TrialState::Killed,
         objective: None,
         message: Some("stopped: goal reached".to_string()),
+        step: None,
     };
     store
         .finish_trial(pending.id, id, &killed, &[observation(1)])
