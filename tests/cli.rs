@@ -104,6 +104,8 @@ fn every_katib_example_validates_or_names_what_is_not_available() {
         "hp-tuning/grid.yaml",
         "hp-tuning/tpe.yaml",
         "hp-tuning/multivariate-tpe.yaml",
+        "hp-tuning/hyperband.yaml",
+        "early-stopping/median-stop.yaml",
         "metrics-collector/file-metrics-collector.yaml",
     ] {
         let output = world.run(&["validate", katib_dir().join(valid).to_str().expect("path")]);
@@ -123,10 +125,11 @@ for epoch in range(1, 3):
     print(f"epoch={epoch} loss={abs(lr - 0.03) + abs(momentum - 0.7) + 1.0 / epoch:.6f}")
 "#,
     );
-    for (example, name) in [
-        ("random.yaml", "random"),
-        ("tpe.yaml", "tpe"),
-        ("multivariate-tpe.yaml", "multivariate-tpe"),
+    for (example, name, count) in [
+        ("random.yaml", "random", 12),
+        ("tpe.yaml", "tpe", 12),
+        ("multivariate-tpe.yaml", "multivariate-tpe", 12),
+        ("hyperband.yaml", "hyperband", 2),
     ] {
         let original = std::fs::read_to_string(katib_dir().join("hp-tuning").join(example))
             .expect("katib example");
@@ -138,7 +141,7 @@ for epoch in range(1, 3):
         let output = world.run(&["run", file.to_str().expect("path")]);
         assert!(output.status.success(), "{example}: {}", text(&output));
         let trials = world.trials(name);
-        assert_eq!(trials.len(), 12, "{example}");
+        assert_eq!(trials.len(), count, "{example}");
         assert!(
             trials.iter().all(|t| t["state"] == "Succeeded"),
             "{example}: {trials:#?}"

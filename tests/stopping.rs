@@ -185,3 +185,53 @@ async fn rest_clients_are_told_to_prune() {
     let (_, experiment) = server.get("/api/v1/experiments/pruned").await;
     assert_eq!(experiment["trials"]["earlyStopped"], 1);
 }
+
+#[test]
+fn hyperband_as_an_algorithm_runs_every_bracket_whatever_the_parallelism() {
+    let world = World::new();
+    world.write(
+        "train.sh",
+        "#!/bin/sh\necho \"loss=$(awk \"BEGIN { print ($1 - 0.3) ^ 2 + 1 / $2 }\")\"\n",
+    );
+    let file = world.write(
+        "hb.yaml",
+        &experiment(
+            "hb",
+            r#"objective: {type: minimize, objectiveMetricName: loss}
+algorithm:
+  algorithmName: hyperband
+  algorithmSettings:
+    - {name: resource_name, value: epochs}
+    - {name: eta, value: "2"}
+    - {name: r_l, value: "4"}
+    - {name: random_state, value: "3"}
+parallelTrialCount: 2
+maxTrialCount: 14
+parameters:
+  - {name: x, parameterType: double, feasibleSpace: {min: 0, max: 1}}
+  - {name: epochs, parameterType: int, feasibleSpace: {min: 1, max: 4}}
+trialTemplate:
+  command: [sh, train.sh, "${parameters.x}", "${parameters.epochs}"]
+"#,
+        ),
+    );
+    let output = world.run(&["run", file.to_str().expect("path")]);
+    assert!(output.status.success(), "{}", text(&output));
+    let trials = world.trials("hb");
+    let epochs: Vec<i64> = trials
+        .iter()
+        .map(|t| t["parameters"]["epochs"].as_i64().expect("epochs"))
+        .collect();
+    // eta 2, r_l 4: brackets 4 x 1 -> 2 x 2 -> 1 x 4, then 3 x 2 -> 1 x 4, then 3 x 4.
+    assert_eq!(epochs, [1, 1, 1, 1, 2, 2, 4, 2, 2, 2, 4, 4, 4, 4]);
+    // The promoted trials rerun the best configurations of the rung before.
+    let x = |i: usize| trials[i]["parameters"]["x"].as_f64().expect("x");
+    let loss = |i: usize| trials[i]["objective"].as_f64().expect("loss");
+    let mut first_rung: Vec<usize> = (0..4).collect();
+    first_rung.sort_by(|a, b| loss(*a).total_cmp(&loss(*b)));
+    assert_eq!((x(4), x(5)), (x(first_rung[0]), x(first_rung[1])));
+    assert!(
+        trials.iter().all(|t| t["state"] == "Succeeded"),
+        "{trials:#?}"
+    );
+}

@@ -20,9 +20,11 @@
 //! - [`random`]: [`random::RandomSearch`], independent draws from each parameter's distribution.
 //! - [`grid`]: [`grid::GridSearch`], every combination of the parameters' values, in order.
 //! - [`tpe`]: [`tpe::Tpe`], the tree-structured Parzen estimator (`tpe`, `multivariate-tpe`).
+//! - [`hyperband`]: [`hyperband::Hyperband`], Katib's Hyperband, budgets as a parameter.
 //! - [`stopping`]: early-stopping rules (`medianstop`, `asha`, `hyperband`).
 
 pub mod grid;
+pub mod hyperband;
 pub mod random;
 pub mod space;
 pub mod stopping;
@@ -40,14 +42,13 @@ pub use space::{Assignment, Distribution, Domain, Parameter, ParameterValue, Sea
 use thiserror::Error;
 
 /// The algorithms this build of tuneflow implements, by their Katib `algorithmName`.
-pub const AVAILABLE: &[&str] = &["random", "grid", "tpe", "multivariate-tpe"];
+pub const AVAILABLE: &[&str] = &["random", "grid", "tpe", "multivariate-tpe", "hyperband"];
 
 /// The algorithm names Katib knows that tuneflow does not implement (yet). Asking for one gives
 /// [`AlgorithmError::NotAvailable`] rather than [`AlgorithmError::Unknown`].
 pub const KNOWN_ELSEWHERE: &[&str] = &[
     "bayesianoptimization",
     "cmaes",
-    "hyperband",
     "sobol",
     "pbt",
     "enas",
@@ -110,7 +111,9 @@ impl Direction {
 /// The answer to one call of [`Algorithm::suggest`].
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Suggestions {
-    /// New assignments, at most as many as asked for. Fewer (or none) only when `exhausted`.
+    /// New assignments, at most as many as asked for. Fewer (or none) when `exhausted`, or
+    /// when the next trials depend on trials still running (Hyperband's promotions): asking
+    /// again once they finish gives more.
     pub assignments: Vec<Assignment>,
     /// True when the algorithm has nothing more to suggest after these (a finished grid).
     pub exhausted: bool,
@@ -189,6 +192,7 @@ pub fn build(
         "random" => random::RandomSearch::new(settings, space).map(|a| Box::new(a) as _),
         "grid" => grid::GridSearch::new(settings, space).map(|a| Box::new(a) as _),
         "tpe" => tpe::Tpe::new("tpe", settings, space).map(|a| Box::new(a) as _),
+        "hyperband" => hyperband::Hyperband::new(settings, space).map(|a| Box::new(a) as _),
         "multivariate-tpe" => {
             tpe::Tpe::new("multivariate-tpe", settings, space).map(|a| Box::new(a) as _)
         }
@@ -223,7 +227,15 @@ mod tests {
     #[test]
     fn builds_every_available_algorithm() {
         for name in AVAILABLE {
-            let algorithm = build(name, &[], &space()).expect("builds");
+            // Hyperband needs to know which parameter is the budget, and the largest one.
+            let settings = match *name {
+                "hyperband" => vec![
+                    Setting::new("resource_name", &space().parameters[0].name),
+                    Setting::new("r_l", "9"),
+                ],
+                _ => Vec::new(),
+            };
+            let algorithm = build(name, &settings, &space()).expect("builds");
             assert_eq!(algorithm.name(), *name);
         }
     }

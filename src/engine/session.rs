@@ -254,7 +254,14 @@ impl Session {
         let (done, reason) = if trials.len() < count as usize {
             match self.limit() {
                 Some((done, reason)) => (done, Some(reason)),
-                None => (false, None),
+                None => (
+                    false,
+                    Some(format!(
+                        "{} needs the results of running trials before it can suggest more; \
+                         complete them and ask again",
+                        self.algorithm.name()
+                    )),
+                ),
             }
         } else {
             (false, None)

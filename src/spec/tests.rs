@@ -787,7 +787,7 @@ fn algorithm_errors_point_at_their_field() {
     assert_eq!(errors[0].message, "unknown algorithm \"randm\"");
     assert_eq!(
         errors[0].hint.as_deref(),
-        Some("did you mean \"random\"? available: random, grid, tpe, multivariate-tpe")
+        Some("did you mean \"random\"? available: random, grid, tpe, multivariate-tpe, hyperband")
     );
 
     let errors = self::errors(&native_with(
@@ -800,7 +800,7 @@ fn algorithm_errors_point_at_their_field() {
     );
     assert_eq!(
         errors[0].hint.as_deref(),
-        Some("available: random, grid, tpe, multivariate-tpe")
+        Some("available: random, grid, tpe, multivariate-tpe, hyperband")
     );
 
     // Grid needs a step for doubles: the algorithm blames parameter 0.
