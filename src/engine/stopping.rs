@@ -161,3 +161,48 @@ pub fn stopped_message(rule: &str, step: Option<i64>) -> String {
         None => format!("stopped early by {rule}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec;
+
+    fn stopper(direction: &str) -> Stopper {
+        let text = format!(
+            "apiVersion: tuneflow.dev/v1alpha1\nkind: Experiment\nmetadata: {{name: s}}\nspec:\n  \
+             objective: {{type: {direction}, objectiveMetricName: acc}}\n  \
+             algorithm: {{algorithmName: random}}\n  \
+             earlyStopping: {{algorithmName: medianstop, algorithmSettings: \
+             [{{name: min_trials_required, value: \"2\"}}, {{name: start_step, value: \"1\"}}]}}\n  \
+             parameters: [{{name: x, parameterType: double, feasibleSpace: {{min: 0, max: 1}}}}]\n"
+        );
+        let spec = spec::parse_str(&text, "s.yaml").expect("valid spec");
+        Stopper::for_spec(&spec, 1)
+            .expect("builds")
+            .expect("has a rule")
+    }
+
+    #[test]
+    fn the_direction_decides_what_is_worse() {
+        for (direction, good, bad) in [("maximize", 0.9, 0.1), ("minimize", 0.1, 0.9)] {
+            let stopper = stopper(direction);
+            for index in 0..2 {
+                stopper.record(index, "acc", 1, 0.5);
+                stopper.finish(index, TrialState::Succeeded);
+            }
+            assert!(
+                !stopper.record(2, "loss", 1, bad),
+                "other metrics do not count"
+            );
+            stopper.record(2, "acc", 1, good);
+            assert_eq!(stopper.decide(2), StopDecision::Continue, "{direction}");
+            stopper.record(3, "acc", 1, bad);
+            assert_eq!(stopper.decide(3), StopDecision::Prune, "{direction}");
+            assert_eq!(
+                stopper.last(3),
+                Some((1, bad)),
+                "values come back as reported"
+            );
+        }
+    }
+}
