@@ -345,6 +345,8 @@ impl EarlyStopping for Asha {
 #[derive(Debug, Clone)]
 pub struct HyperbandPruner {
     brackets: Vec<Asha>,
+    /// The step a full run reaches: a trial there is done, and stopping it saves nothing.
+    max_resource: i64,
     /// Cumulative bracket weights (budgets), for the deterministic assignment.
     cumulative: Vec<f64>,
 }
@@ -409,13 +411,13 @@ impl HyperbandPruner {
                 min_early_stopping_rate: s,
             })
             .collect();
-        // Bracket b halves s = s_max − b times and starts ⌈(s_max + 1) / (s + 1)⌉ · η^s trials
+        // Bracket b halves s = s_max − b times and starts ⌈(s_max + 1) · η^s / (s + 1)⌉ trials
         // (Li et al.): the brackets are weighted by those counts.
         let mut cumulative = Vec::with_capacity(brackets.len());
         let mut total = 0.0;
         for b in 0..=s_max {
             let s = s_max - b;
-            total += (f64::from(s_max + 1) / f64::from(s + 1)).ceil() * (eta as f64).powi(s as i32);
+            total += (f64::from(s_max + 1) * (eta as f64).powi(s as i32) / f64::from(s + 1)).ceil();
             cumulative.push(total);
         }
         for c in &mut cumulative {
@@ -423,6 +425,7 @@ impl HyperbandPruner {
         }
         Ok(HyperbandPruner {
             brackets,
+            max_resource,
             cumulative,
         })
     }
@@ -446,6 +449,10 @@ impl EarlyStopping for HyperbandPruner {
     }
 
     fn decide(&self, seed: u64, trial: &Curve<'_>, others: &[Curve<'_>]) -> StopDecision {
+        // A rung at the full budget would stop a trial that has nothing left to run.
+        if trial.last_step().is_some_and(|s| s >= self.max_resource) {
+            return StopDecision::Continue;
+        }
         let bracket = self.bracket(seed, trial.index);
         let peers: Vec<&Curve<'_>> = others
             .iter()
