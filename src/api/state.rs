@@ -78,6 +78,11 @@ impl AppState {
             .ok_or_else(|| ApiError::not_found(format!("no experiment named `{name}`")))
     }
 
+    /// The live session of `name`, if it is loaded already.
+    pub async fn cached_session(&self, name: &str) -> Option<SharedSession> {
+        self.sessions.lock().await.get(name).cloned()
+    }
+
     /// The live session of the client-driven experiment `name`, loading it on first use.
     pub async fn session(&self, name: &str) -> Result<SharedSession, ApiError> {
         let mut sessions = self.sessions.lock().await;

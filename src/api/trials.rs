@@ -204,16 +204,24 @@ pub async fn observe(
         .step
         .ok_or_else(|| ApiError::invalid("step: required (the epoch or iteration, from 0)"))?;
     let metrics = metric_values(&request.metrics, "metrics")?;
-    let experiment = state.experiment(&name).await?;
-    let decision = if experiment.spec.trial_template.is_some() {
-        push(&state, &experiment, &trial, step, &metrics).await?
-    } else {
-        let session = state.session(&name).await?;
-        let mut session = session.lock().await;
-        session
-            .observe(state.store.as_ref(), &trial, step, &metrics)
-            .await?
+    // A served (client-driven) experiment needs no store read to know it is one.
+    let session = match state.cached_session(&name).await {
+        Some(session) => session,
+        None => {
+            let experiment = state.experiment(&name).await?;
+            if experiment.spec.trial_template.is_some() {
+                let decision = push(&state, &experiment, &trial, step, &metrics).await?;
+                state.metrics.observations.inc_by(metrics.len() as u64);
+                return Ok(Json(DecisionResponse { decision }));
+            }
+            state.session(&name).await?
+        }
     };
+    let decision = session
+        .lock()
+        .await
+        .observe(state.store.as_ref(), &trial, step, &metrics)
+        .await?;
     state.metrics.observations.inc_by(metrics.len() as u64);
     Ok(Json(DecisionResponse { decision }))
 }
@@ -400,10 +408,8 @@ async fn find_trial(
 ) -> Result<Trial, ApiError> {
     state
         .store
-        .trials(experiment.id)
+        .trial(experiment.id, name)
         .await?
-        .into_iter()
-        .find(|t| t.name == name)
         .ok_or_else(|| {
             EngineError::TrialNotFound {
                 experiment: experiment.name.clone(),

@@ -339,6 +339,9 @@ pub trait Store: Send + Sync {
     /// Every trial of an experiment, by index.
     async fn trials(&self, experiment_id: i64) -> Result<Vec<Trial>, StoreError>;
 
+    /// The trial of an experiment called `name`, if any.
+    async fn trial(&self, experiment_id: i64, name: &str) -> Result<Option<Trial>, StoreError>;
+
     /// Marks a trial Running, counts the attempt and stamps its start.
     async fn start_trial(&self, trial_id: i64, experiment_id: i64) -> Result<(), StoreError>;
 

@@ -33,6 +33,7 @@ macro_rules! conformance_tests {
             a_failed_finish_leaves_the_trial_as_it_was,
             requeue_drops_observations_and_results,
             observations_come_back_by_step_time_and_arrival,
+            a_trial_is_found_by_name_within_its_experiment,
             large_observation_batches_round_trip,
             deleting_an_experiment_deletes_its_trials_and_observations,
             concurrent_operations_are_all_recorded,
@@ -658,6 +659,26 @@ pub(crate) async fn requeue_drops_observations_and_results(store: &dyn Store) {
         1,
         "other trials keep theirs"
     );
+}
+
+pub(crate) async fn a_trial_is_found_by_name_within_its_experiment(store: &dyn Store) {
+    let one = experiment(store, "by-name-one").await;
+    let two = experiment(store, "by-name-two").await;
+    let created = trials(store, &one, 2, TrialState::Running).await;
+    let others = trials(store, &two, 2, TrialState::Running).await;
+    let all = store.trials(one.id).await.expect("trials");
+    let found = store
+        .trial(one.id, &created[1].name)
+        .await
+        .expect("trial")
+        .expect("present");
+    assert_eq!(found, all[1], "the same trial as the listing holds");
+    assert_eq!(
+        store.trial(one.id, &others[1].name).await.expect("trial"),
+        None,
+        "another experiment's trial is not found"
+    );
+    assert_eq!(store.trial(one.id, "nope").await.expect("trial"), None);
 }
 
 pub(crate) async fn observations_come_back_by_step_time_and_arrival(store: &dyn Store) {

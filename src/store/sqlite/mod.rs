@@ -366,14 +366,25 @@ impl Store for SqliteStore {
             .collect())
     }
 
+    async fn trial(&self, experiment_id: i64, name: &str) -> Result<Option<Trial>, StoreError> {
+        let name = name.to_string();
+        self.read(move |tx| {
+            let spec = spec_of(tx, experiment_id)?;
+            let mut statement = tx.prepare_cached(&format!(
+                "SELECT {TRIAL_COLUMNS} FROM trials WHERE experiment_id = ?1 AND name = ?2"
+            ))?;
+            let mut rows = statement.query(params![experiment_id, name])?;
+            match rows.next()? {
+                Some(row) => Ok(Some(trial_from_row(&spec, row)?)),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
     async fn trials(&self, experiment_id: i64) -> Result<Vec<Trial>, StoreError> {
         self.read(move |tx| {
-            let spec: String = tx
-                .prepare_cached("SELECT spec FROM experiments WHERE id = ?1")?
-                .query_row([experiment_id], |row| row.get(0))
-                .optional()?
-                .ok_or_else(|| missing_experiment(experiment_id))?;
-            let spec = decode_spec(&spec)?;
+            let spec = spec_of(tx, experiment_id)?;
             let mut statement = tx.prepare_cached(&format!(
                 "SELECT {TRIAL_COLUMNS} FROM trials WHERE experiment_id = ?1 ORDER BY idx"
             ))?;
@@ -519,6 +530,16 @@ impl Store for SqliteStore {
 }
 
 /// The error for an experiment id that is not in the store.
+/// The decoded spec of experiment `experiment_id`.
+fn spec_of(tx: &Transaction<'_>, experiment_id: i64) -> Result<ExperimentSpec, StoreError> {
+    let spec: String = tx
+        .prepare_cached("SELECT spec FROM experiments WHERE id = ?1")?
+        .query_row([experiment_id], |row| row.get(0))
+        .optional()?
+        .ok_or_else(|| missing_experiment(experiment_id))?;
+    decode_spec(&spec)
+}
+
 fn missing_experiment(experiment_id: i64) -> StoreError {
     StoreError::Query(format!("no experiment with id {experiment_id} in the store").into())
 }
