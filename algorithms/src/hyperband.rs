@@ -57,49 +57,41 @@ impl Hyperband {
         settings: &[Setting],
         space: &SearchSpace,
     ) -> Result<Hyperband, Vec<AlgorithmError>> {
-        let mut errors = settings::check("hyperband", settings, SETTINGS);
         let mut resource_name = None;
         let mut eta = 3.0_f64;
         let mut r_l = None;
-        for (index, setting) in settings.iter().enumerate() {
-            let value = setting.value.trim();
-            let mut fail = |expected: &str| {
-                errors.push(AlgorithmError::Setting {
-                    index,
-                    message: format!(
-                        "setting `{}` must be {expected}, got `{}`",
-                        setting.name, setting.value
-                    ),
-                });
-            };
-            match setting.name.as_str() {
-                "resource_name" => resource_name = Some((index, value.to_string())),
-                "eta" => match value.parse::<f64>() {
-                    Ok(v) if v >= 2.0 && v.is_finite() => eta = v,
-                    _ => fail("a number of at least 2"),
-                },
-                "r_l" => match value.parse::<f64>() {
-                    Ok(v) if (1.0..=1e9).contains(&v) => r_l = Some(v),
-                    _ => fail("a number from 1 to 10^9 (the largest budget)"),
-                },
+        let mut errors = settings::read("hyperband", settings, SETTINGS, |setting, value| {
+            match setting {
+                "resource_name" => resource_name = Some(value.to_string()),
+                "eta" => {
+                    eta = value
+                        .parse()
+                        .ok()
+                        .filter(|v: &f64| *v >= 2.0 && v.is_finite())
+                        .ok_or("a number of at least 2")?;
+                }
+                "r_l" => {
+                    r_l = Some(
+                        value
+                            .parse()
+                            .ok()
+                            .filter(|v: &f64| (1.0..=1e9).contains(v))
+                            .ok_or("a number from 1 to 10^9 (the largest budget)")?,
+                    );
+                }
                 _ => {}
             }
-        }
-        let random = match RandomSearch::new(
-            &settings
-                .iter()
-                .filter(|s| s.name == settings::RANDOM_STATE)
-                .cloned()
-                .collect::<Vec<_>>(),
-            space,
-        ) {
+            Ok(())
+        });
+        let random = match RandomSearch::new(&settings::random_state_only(settings), space) {
             Ok(random) => Some(random),
             Err(more) => {
                 errors.extend(more);
                 None
             }
         };
-        let resource = match &resource_name {
+        let resource_index = settings.iter().position(|s| s.name == "resource_name");
+        let resource = match resource_name {
             None => {
                 errors.push(AlgorithmError::Setting {
                     index: settings.len(),
@@ -109,14 +101,15 @@ impl Hyperband {
                 });
                 None
             }
-            Some((index, name)) => {
-                let found = space.parameters.iter().position(|p| &p.name == name);
+            Some(name) => {
+                let index = resource_index.unwrap_or(settings.len());
+                let found = space.parameters.iter().position(|p| p.name == name);
                 match found.map(|i| (i, &space.parameters[i].domain)) {
                     Some((i, Domain::Int { .. })) => Some((i, true)),
                     Some((i, Domain::Double { .. })) => Some((i, false)),
                     Some(_) => {
                         errors.push(AlgorithmError::Setting {
-                            index: *index,
+                            index,
                             message: format!(
                                 "`resource_name` names `{name}`, which must be an int or double parameter"
                             ),
@@ -125,7 +118,7 @@ impl Hyperband {
                     }
                     None => {
                         errors.push(AlgorithmError::Setting {
-                            index: *index,
+                            index,
                             message: format!(
                                 "`resource_name` names `{name}`, which is not a parameter"
                             ),
@@ -135,11 +128,7 @@ impl Hyperband {
                 }
             }
         };
-        if r_l.is_none()
-            && !errors.iter().any(
-                |e| matches!(e, AlgorithmError::Setting { message, .. } if message.contains("r_l")),
-            )
-        {
+        if !settings.iter().any(|s| s.name == "r_l") {
             errors.push(AlgorithmError::Setting {
                 index: settings.len(),
                 message: "hyperband needs `r_l`: the largest budget a trial gets".to_string(),

@@ -101,6 +101,43 @@ pub(crate) fn check(algorithm: &str, settings: &[Setting], known: &[&str]) -> Ve
     errors
 }
 
+/// Checks `settings` as [`check`] does, then hands each known setting's trimmed value to
+/// `apply`, which parses and stores it or returns what was expected (`"a positive integer"`);
+/// every failure becomes an error naming the setting and its value. The one reader of every
+/// algorithm's and early-stopping rule's settings.
+pub(crate) fn read(
+    algorithm: &str,
+    settings: &[Setting],
+    known: &[&str],
+    mut apply: impl FnMut(&str, &str) -> Result<(), String>,
+) -> Vec<AlgorithmError> {
+    let mut errors = check(algorithm, settings, known);
+    for (index, setting) in settings.iter().enumerate() {
+        if !known.contains(&setting.name.as_str()) {
+            continue;
+        }
+        if let Err(expected) = apply(&setting.name, setting.value.trim()) {
+            errors.push(AlgorithmError::Setting {
+                index,
+                message: format!(
+                    "setting `{}` must be {expected}, got `{}`",
+                    setting.name, setting.value
+                ),
+            });
+        }
+    }
+    errors
+}
+
+/// The `random_state` entries of `settings`: what an algorithm passes on to random search.
+pub(crate) fn random_state_only(settings: &[Setting]) -> Vec<Setting> {
+    settings
+        .iter()
+        .filter(|s| s.name == RANDOM_STATE)
+        .cloned()
+        .collect()
+}
+
 /// The candidate closest to `name` by edit distance, when it is close enough to be a likely
 /// typo: at most `max(2, len / 3)` single-character edits, where `len` is the length of `name`,
 /// and fewer edits than the candidate has characters (so that a short name does not "suggest"

@@ -109,31 +109,6 @@ pub fn build(
     }
 }
 
-/// Reads the settings in `known`, each with its parser; returns every error.
-fn read_settings(
-    rule: &str,
-    settings: &[Setting],
-    known: &[&str],
-    mut apply: impl FnMut(&str, &str) -> Result<(), String>,
-) -> Vec<AlgorithmError> {
-    let mut errors = settings::check(rule, settings, known);
-    for (index, setting) in settings.iter().enumerate() {
-        if !known.contains(&setting.name.as_str()) {
-            continue;
-        }
-        if let Err(expected) = apply(&setting.name, setting.value.trim()) {
-            errors.push(AlgorithmError::Setting {
-                index,
-                message: format!(
-                    "setting `{}` must be {expected}, got `{}`",
-                    setting.name, setting.value
-                ),
-            });
-        }
-    }
-    errors
-}
-
 fn positive_int(value: &str) -> Result<i64, String> {
     value
         .parse::<i64>()
@@ -168,7 +143,7 @@ impl MedianStop {
             min_trials_required: 3,
             start_step: 4,
         };
-        let errors = read_settings(
+        let errors = settings::read(
             "medianstop",
             settings,
             &["min_trials_required", "start_step"],
@@ -251,7 +226,7 @@ impl Asha {
             reduction_factor: 3,
             min_early_stopping_rate: 0,
         };
-        let errors = read_settings(
+        let errors = settings::read(
             "asha",
             settings,
             &[
@@ -359,7 +334,7 @@ impl HyperbandPruner {
     /// A missing `max_resource`, unknown settings and bad values.
     pub fn new(settings: &[Setting]) -> Result<HyperbandPruner, Vec<AlgorithmError>> {
         let (mut min_resource, mut max_resource, mut eta) = (1_i64, None, 3_i64);
-        let mut errors = read_settings(
+        let mut errors = settings::read(
             "hyperband",
             settings,
             &["min_resource", "max_resource", "reduction_factor"],

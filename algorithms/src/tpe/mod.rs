@@ -126,9 +126,8 @@ impl Tpe {
         settings: &[Setting],
         space: &SearchSpace,
     ) -> Result<Tpe, Vec<AlgorithmError>> {
-        let mut errors = settings::check(name, settings, SETTINGS);
-        let parsed = parse_settings(settings, &mut errors);
-        let random = match RandomSearch::new(&random_state_only(settings), space) {
+        let (parsed, mut errors) = parse_settings(name, settings);
+        let random = match RandomSearch::new(&settings::random_state_only(settings), space) {
             Ok(random) => Some(random),
             Err(more) => {
                 errors.extend(more);
@@ -428,61 +427,44 @@ fn order(a: &Ranked, b: &Ranked) -> std::cmp::Ordering {
         .then(a.index.cmp(&b.index))
 }
 
-/// The `random_state` entries of `settings` (random search accepts nothing else).
-fn random_state_only(settings: &[Setting]) -> Vec<Setting> {
-    settings
-        .iter()
-        .filter(|s| s.name == settings::RANDOM_STATE)
-        .cloned()
-        .collect()
-}
-
-fn parse_settings(settings: &[Setting], errors: &mut Vec<AlgorithmError>) -> TpeSettings {
+/// TPE's settings over the defaults, with every problem found.
+fn parse_settings(name: &str, settings: &[Setting]) -> (TpeSettings, Vec<AlgorithmError>) {
     let mut parsed = TpeSettings::defaults();
-    for (index, setting) in settings.iter().enumerate() {
-        let value = setting.value.trim();
-        let mut fail = |expected: &str| {
-            errors.push(AlgorithmError::Setting {
-                index,
-                message: format!(
-                    "setting `{}` must be {expected}, got `{}`",
-                    setting.name, setting.value
-                ),
-            });
-        };
-        match setting.name.as_str() {
-            "n_startup_trials" => match value.parse::<usize>() {
-                Ok(n) => parsed.n_startup_trials = n,
-                Err(_) => fail("a non-negative integer"),
-            },
-            "n_ei_candidates" | "n_EI_candidates" => match value.parse::<usize>() {
-                Ok(n) if (1..=10_000).contains(&n) => parsed.n_ei_candidates = n,
-                _ => fail("an integer between 1 and 10000"),
-            },
-            "gamma" => match value.parse::<f64>() {
-                Ok(g) if g > 0.0 && g <= 1.0 => parsed.gamma = g,
-                _ => fail("a number in (0, 1]"),
-            },
-            "prior_weight" => match value.parse::<f64>() {
-                Ok(w) if w > 0.0 && w.is_finite() => parsed.prior_weight = w,
-                _ => fail("a positive number"),
-            },
-            "consider_endpoints" => match parse_bool(value) {
-                Some(b) => parsed.consider_endpoints = b,
-                None => fail("true or false"),
-            },
-            "multivariate" => match parse_bool(value) {
-                Some(b) => parsed.multivariate = b,
-                None => fail("true or false"),
-            },
-            "constant_liar" => match parse_bool(value) {
-                Some(b) => parsed.constant_liar = b,
-                None => fail("true or false"),
-            },
+    let errors = settings::read(name, settings, SETTINGS, |setting, value| {
+        let boolean = || parse_bool(value).ok_or("true or false");
+        match setting {
+            "n_startup_trials" => {
+                parsed.n_startup_trials = value.parse().map_err(|_| "a non-negative integer")?;
+            }
+            "n_ei_candidates" | "n_EI_candidates" => {
+                parsed.n_ei_candidates = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=10_000).contains(n))
+                    .ok_or("an integer between 1 and 10000")?;
+            }
+            "gamma" => {
+                parsed.gamma = value
+                    .parse()
+                    .ok()
+                    .filter(|g: &f64| *g > 0.0 && *g <= 1.0)
+                    .ok_or("a number in (0, 1]")?;
+            }
+            "prior_weight" => {
+                parsed.prior_weight = value
+                    .parse()
+                    .ok()
+                    .filter(|w: &f64| *w > 0.0 && w.is_finite())
+                    .ok_or("a positive number")?;
+            }
+            "consider_endpoints" => parsed.consider_endpoints = boolean()?,
+            "multivariate" => parsed.multivariate = boolean()?,
+            "constant_liar" => parsed.constant_liar = boolean()?,
             _ => {}
         }
-    }
-    parsed
+        Ok(())
+    });
+    (parsed, errors)
 }
 
 fn parse_bool(value: &str) -> Option<bool> {
