@@ -43,12 +43,13 @@ import math
 import multiprocessing
 import os
 import re
-import signal
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tpe"))
+import tuneflow_rest  # noqa: E402  (the harnesses' shared server)
 
 SUGGEST_BODY = b'{"count":1}'
 HEADERS = {"Content-Type": "application/json"}
@@ -89,36 +90,14 @@ def objective(p: dict) -> float:
 
 # --- the server ---------------------------------------------------------------------------------
 
-class Server:
-    """`tuneflow serve` on a free loopback port and a fresh store."""
-
-    def __init__(self, binary: str, store: Path, log: Path):
-        self.log = log.open("wb")
-        self.proc = subprocess.Popen(
-            [binary, "serve", "--addr", "127.0.0.1:0", "--store", str(store)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.log)
-        line = self.proc.stdout.readline().decode().strip()
-        match = re.fullmatch(r"tuneflow serving on http://([^:]+):(\d+)", line)
-        if not match:
-            self.proc.kill()
-            raise SystemExit(f"unexpected first line from tuneflow serve: {line!r} "
-                             f"(stderr in {log})")
-        self.host, self.port = match.group(1), int(match.group(2))
+class Server(tuneflow_rest.Server):
+    """`tuneflow serve` on a free loopback port and a fresh store (the harnesses' shared
+    server), with its CPU time."""
 
     def cpu_seconds(self) -> float:
         """User + system CPU time of the server process so far."""
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            code = self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            code = self.proc.wait()
-        self.log.close()
-        return code
 
 
 def call(conn: http.client.HTTPConnection, method: str, path: str, body: dict | None = None):

@@ -49,7 +49,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 import warnings
@@ -59,6 +58,7 @@ here = Path(__file__).resolve().parent
 sys.path.insert(0, str(here))
 sys.path.insert(0, str(here.parent / "tpe"))
 import mfproblems as M  # noqa: E402
+from tuneflow_rest import finished_runs, seeds, start  # noqa: E402
 
 RULES = {
     "tuneflow-tpe": None,
@@ -71,11 +71,6 @@ SHORT = {"tuneflow-tpe": "none", "tuneflow-tpe-medianstop": "median",
          "tuneflow-tpe-asha": "asha", "tuneflow-tpe-hyperband": "hb"}
 OPTUNA = ("optuna-tpe-hyperband", "optuna-tpe", "optuna-random")
 VARIANTS = list(RULES) + list(OPTUNA)
-
-
-def seeds(n: int) -> list[int]:
-    base = int(os.environ.get("SEED_BASE", "0"))
-    return list(range(base + 1, base + n + 1))
 
 
 class Ledger:
@@ -219,13 +214,7 @@ def main() -> int:
     ap.add_argument("--scratch", type=Path)
     args = ap.parse_args()
 
-    done = set()
-    if args.out.exists():
-        for line in args.out.read_text().splitlines():
-            if line.strip():
-                r = json.loads(line)
-                if r["variant"] == args.variant and r["budget"] == args.budget:
-                    done.add((r["problem"], r["seed"]))
+    done = finished_runs(args.out, variant=args.variant, budget=args.budget)
     todo = [(p, s) for p in M.select(args.problems) for s in seeds(args.seeds)
             if (p.name, s) not in done]
     if not todo:
@@ -235,11 +224,8 @@ def main() -> int:
     if args.variant in RULES:
         if not args.tuneflow or not args.scratch:
             ap.error("tuneflow variants need --tuneflow and --scratch")
-        from tuneflow_rest import Client, Server
-        args.scratch.mkdir(parents=True, exist_ok=True)
-        tag = f"{args.variant}-{time.strftime('%H%M%S')}"
-        server = Server(args.tuneflow, args.scratch / f"{tag}.db", args.scratch / f"{tag}.log")
-        client = Client(server.host, server.port)
+        server, client = start(args.tuneflow, args.scratch,
+                               f"{args.variant}-{time.strftime('%H%M%S')}")
 
     started = time.monotonic()
     try:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import math
 import sys
 import time
@@ -38,19 +37,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import problems as P  # noqa: E402
+from tuneflow_rest import finished_runs, seeds, start  # noqa: E402
 
 TUNEFLOW = {"tuneflow-tpe": "tpe", "tuneflow-tpe-indep": "tpe-indep",
             "tuneflow-multivariate-tpe": "multivariate-tpe",
             "tuneflow-random": "random"}
 IN_PROCESS = ("optuna-tpe", "optuna-tpe-indep", "optuna-tpe-mv", "optuna-random",
               "rustuna-tpe")
-
-
-def seeds(n: int) -> list[int]:
-    """Seeds SEED_BASE+1 .. SEED_BASE+n (SEED_BASE from the environment, default 0), so that a
-    report can use seeds no one looked at while developing."""
-    base = int(os.environ.get("SEED_BASE", "0"))
-    return list(range(base + 1, base + n + 1))
 
 
 def make_in_process(sampler: str, seed: int):
@@ -119,13 +112,7 @@ def main() -> int:
     ap.add_argument("--scratch", type=Path)
     args = ap.parse_args()
 
-    done = set()
-    if args.out.exists():
-        for line in args.out.read_text().splitlines():
-            if line.strip():
-                r = json.loads(line)
-                if r["sampler"] == args.sampler and r["trials"] == args.trials:
-                    done.add((r["problem"], r["seed"]))
+    done = finished_runs(args.out, sampler=args.sampler, trials=args.trials)
     todo = [(p, s) for p in P.select(args.problems) for s in seeds(args.seeds)
             if (p.name, s) not in done]
     if not todo:
@@ -135,11 +122,8 @@ def main() -> int:
     if args.sampler in TUNEFLOW:
         if not args.tuneflow or not args.scratch:
             ap.error("tuneflow samplers need --tuneflow and --scratch")
-        from tuneflow_rest import Client, Server
-        args.scratch.mkdir(parents=True, exist_ok=True)
-        tag = f"{args.sampler}-{time.strftime('%H%M%S')}"
-        server = Server(args.tuneflow, args.scratch / f"{tag}.db", args.scratch / f"{tag}.log")
-        client = Client(server.host, server.port)
+        server, client = start(args.tuneflow, args.scratch,
+                               f"{args.sampler}-{time.strftime('%H%M%S')}")
 
     started = time.monotonic()
     try:

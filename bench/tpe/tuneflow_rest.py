@@ -1,4 +1,5 @@
-"""A minimal client of `tuneflow serve` for the TPE benchmark: standard library only.
+"""What the benchmark harnesses (tpe, early-stopping, ask-tell) share: a minimal client of
+`tuneflow serve`, standard library only, and the seed and resume rules of a run.
 
 `Server` starts `tuneflow serve --addr 127.0.0.1:0 --store DB`, reads the first stdout line
 (`tuneflow serving on http://HOST:PORT`) and stops the server with SIGTERM. `Client` speaks
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
 import signal
 import socket
@@ -16,6 +18,33 @@ import subprocess
 from pathlib import Path
 
 HEADERS = {"Content-Type": "application/json"}
+
+
+def seeds(n: int) -> list[int]:
+    """Seeds SEED_BASE+1 .. SEED_BASE+n (SEED_BASE from the environment, default 0), so that a
+    report can use seeds no one looked at while developing."""
+    base = int(os.environ.get("SEED_BASE", "0"))
+    return list(range(base + 1, base + n + 1))
+
+
+def finished_runs(out: Path, **match) -> set[tuple[str, int]]:
+    """(problem, seed) of the runs already in the JSON-lines file `out` whose fields equal
+    `match`, so that an interrupted benchmark resumes where it stopped."""
+    done = set()
+    if out.exists():
+        for line in out.read_text().splitlines():
+            if line.strip():
+                r = json.loads(line)
+                if all(r.get(k) == v for k, v in match.items()):
+                    done.add((r["problem"], r["seed"]))
+    return done
+
+
+def start(binary: str, scratch: Path, tag: str) -> tuple["Server", "Client"]:
+    """A fresh server (store and log in `scratch`, named by `tag`) and a client of it."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    server = Server(binary, scratch / f"{tag}.db", scratch / f"{tag}.log")
+    return server, Client(server.host, server.port)
 
 
 class Server:
