@@ -264,6 +264,55 @@ fn a_batch_with_constant_liar_is_distinct_and_spread_out() {
 }
 
 #[test]
+fn pending_trials_count_as_bad_points_only_with_constant_liar() {
+    // Twenty workers hold the best point found so far, where TPE concentrates; with constant
+    // liar the next suggestion (the same candidates: l is unchanged) must be chosen knowing
+    // that, and without it the pending trials must change nothing.
+    let space = continuous_space(2);
+    let mut changed = 0;
+    for seed in 0..10 {
+        let liar = Tpe::new("tpe", &[], &space).expect("valid");
+        let honest =
+            Tpe::new("tpe", &[Setting::new("constant_liar", "false")], &space).expect("valid");
+        let mut history = optimise(&liar, seed, 30, sphere);
+        let plain = honest.suggest(seed, &history, 1);
+        assert_eq!(
+            liar.suggest(seed, &history, 1),
+            plain,
+            "no pending trial, no difference"
+        );
+        let target = history
+            .iter()
+            .min_by(|a, b| match (&a.outcome, &b.outcome) {
+                (TrialOutcome::Completed(x), TrialOutcome::Completed(y)) => x.total_cmp(y),
+                _ => std::cmp::Ordering::Equal,
+            })
+            .map(|t| t.assignment.clone())
+            .expect("trials");
+        for offset in 0..20 {
+            history.push(TrialRecord {
+                index: 30 + offset,
+                assignment: target.clone(),
+                outcome: TrialOutcome::Pending,
+            });
+        }
+        let with_liar = liar.suggest(seed, &history, 1).assignments.remove(0);
+        let without = honest.suggest(seed, &history, 1).assignments.remove(0);
+        if with_liar != without {
+            changed += 1;
+        }
+        assert_ne!(
+            with_liar, target,
+            "seed {seed}: a held point is not handed out again"
+        );
+    }
+    assert!(
+        changed >= 5,
+        "pending trials changed the choice in only {changed} of 10 seeds"
+    );
+}
+
+#[test]
 fn ranking_uses_completed_then_pruned_and_ignores_failures() {
     let a = vec![ParameterValue::Double(0.0)];
     let history = vec![
