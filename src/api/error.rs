@@ -135,7 +135,10 @@ impl From<StoreError> for ApiError {
             StoreError::AlreadyExists(_) => {
                 ApiError::new(StatusCode::CONFLICT, "already_exists", error.to_string())
             }
-            StoreError::NotFound(_) => ApiError::not_found(error.to_string()),
+            StoreError::NotFound(_) | StoreError::Missing { .. } => {
+                ApiError::not_found(error.to_string())
+            }
+            StoreError::Conflict(_) => ApiError::conflict(error.to_string()),
             StoreError::Corrupt(_) => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",

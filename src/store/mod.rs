@@ -11,6 +11,7 @@
 //! state the contract in code and run against every backend.
 
 pub mod sqlite;
+pub mod tracking;
 #[cfg(test)]
 mod tests;
 
@@ -261,6 +262,17 @@ pub enum StoreError {
     /// No experiment with this name.
     #[error("no experiment named `{0}` in the store")]
     NotFound(String),
+    /// Something else looked up by its key is not in the store.
+    #[error("no {what} `{key}` in the store")]
+    Missing {
+        /// What was looked for ("run", "tracking experiment", ...).
+        what: &'static str,
+        /// Its id or name.
+        key: String,
+    },
+    /// The change contradicts what is stored (a param logged again with another value).
+    #[error("{0}")]
+    Conflict(String),
     /// A stored value could not be read back.
     #[error("the store holds unreadable data: {0}")]
     Corrupt(String),
@@ -327,8 +339,14 @@ pub trait Store: Send + Sync {
     async fn release_experiment(&self, experiment_id: i64, owner: &str) -> Result<(), StoreError>;
 
     /// Records new trials of the experiment with `spec` in their first state (see
-    /// [`NewTrial::state`]), all or none. Fails if an index or name is taken, so the same
-    /// trial can never be recorded twice.
+    /// [`NewTrial::state`]), all or none.
+    ///
+    /// This is where several processes sharing one store are kept apart, so the checks run
+    /// inside the transaction, with the experiment locked against other writers: it fails
+    /// with [`StoreError::Conflict`], writing nothing, if an index or name is taken (another
+    /// process recorded trials meanwhile: reload and suggest again), if the experiment would
+    /// hold more than `spec.max_trial_count` trials, or more than `spec.parallel_trial_count`
+    /// unfinished (Pending or Running) ones.
     async fn create_trials(
         &self,
         experiment_id: i64,
@@ -375,6 +393,54 @@ pub trait Store: Send + Sync {
         trial_id: i64,
         metric: Option<&str>,
     ) -> Result<Vec<Observation>, StoreError>;
+}
+
+/// The limits [`Store::create_trials`] enforces, from an experiment's spec: one rule for
+/// every backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrialCaps {
+    /// `maxTrialCount`: trials in all.
+    pub max_trials: Option<u64>,
+    /// `parallelTrialCount`: unfinished trials at once.
+    pub parallel: u64,
+}
+
+impl TrialCaps {
+    /// The caps `spec` sets.
+    pub fn of(spec: &ExperimentSpec) -> TrialCaps {
+        TrialCaps {
+            max_trials: spec.max_trial_count.map(u64::from),
+            parallel: u64::from(spec.parallel_trial_count),
+        }
+    }
+
+    /// Fails when adding `new` trials to `total` stored ones, `unfinished` of them Pending or
+    /// Running, would break a cap.
+    pub fn check(&self, total: i64, unfinished: i64, new: usize) -> Result<(), StoreError> {
+        let new = new as u64;
+        let (total, unfinished) = (total.max(0) as u64, unfinished.max(0) as u64);
+        if let Some(max) = self.max_trials
+            && total + new > max
+        {
+            return Err(StoreError::Conflict(format!(
+                "maxTrialCount ({max}) would be exceeded: {total} trials are recorded and {new} more were asked for"
+            )));
+        }
+        if unfinished + new > self.parallel {
+            return Err(StoreError::Conflict(format!(
+                "parallelTrialCount ({}) would be exceeded: {unfinished} trials are unfinished and {new} more were asked for",
+                self.parallel
+            )));
+        }
+        Ok(())
+    }
+
+    /// The error for a trial index or name another writer took first.
+    pub fn taken(name: &str) -> StoreError {
+        StoreError::Conflict(format!(
+            "trial `{name}` (or its index) was recorded by another writer first; reload the trials and suggest again"
+        ))
+    }
 }
 
 /// Where a store lives, parsed from a URL.

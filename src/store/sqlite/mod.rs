@@ -53,7 +53,7 @@ pub use self::thread::BUSY_TIMEOUT;
 use self::thread::{Access, StoreThread};
 use super::{
     Experiment, ExperimentState, Micros, NewTrial, Observation, Store, StoreError, Trial,
-    TrialOutcome, TrialState, now_micros,
+    TrialCaps, TrialOutcome, TrialState, now_micros,
 };
 use crate::spec::ExperimentSpec;
 
@@ -309,8 +309,16 @@ impl Store for SqliteStore {
                 (t.index as i64, t.name.clone(), t.state, parameters)
             })
             .collect();
+        let caps = TrialCaps::of(spec);
         let ids = self
             .change(move |tx| {
+                let (total, unfinished): (i64, i64) = tx
+                    .prepare_cached(
+                        "SELECT COUNT(*), COUNT(*) FILTER (WHERE state IN ('Pending', 'Running')) \
+                         FROM trials WHERE experiment_id = ?1",
+                    )?
+                    .query_row([experiment_id], |row| Ok((row.get(0)?, row.get(1)?)))?;
+                caps.check(total, unfinished, rows.len())?;
                 let mut insert = tx.prepare_cached(
                     "INSERT INTO trials \
                      (experiment_id, idx, name, state, parameters, created_at, started_at, attempts) \
@@ -320,7 +328,7 @@ impl Store for SqliteStore {
                 let mut events = Vec::with_capacity(rows.len());
                 for (index, name, state, parameters) in &rows {
                     let started = *state == TrialState::Running;
-                    insert.execute(params![
+                    let inserted = insert.execute(params![
                         experiment_id,
                         index,
                         name,
@@ -329,7 +337,14 @@ impl Store for SqliteStore {
                         now,
                         started.then_some(now),
                         i64::from(started)
-                    ])?;
+                    ]);
+                    match inserted {
+                        Ok(_) => {}
+                        Err(e) if is_unique_violation(&e) => {
+                            return Err(TrialCaps::taken(name));
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
                     let id = tx.last_insert_rowid();
                     ids.push(id);
                     events.push(Event {
