@@ -28,6 +28,7 @@ macro_rules! conformance_tests {
             claims_hold_against_live_owners_only,
             new_trials_start_pending_or_running,
             create_trials_is_all_or_none,
+            create_trials_enforces_the_caps_and_refuses_taken_indices,
             a_trial_starts_finishes_and_restarts,
             finish_trial_writes_observations_and_state_together,
             a_failed_finish_leaves_the_trial_as_it_was,
@@ -56,7 +57,7 @@ pub(crate) fn spec(name: &str) -> ExperimentSpec {
     let text = format!(
         "apiVersion: tuneflow.dev/v1alpha1\nkind: Experiment\nmetadata: {{name: {name}}}\nspec:\n  \
          objective: {{type: minimize, objectiveMetricName: loss}}\n  \
-         algorithm: {{algorithmName: random}}\n  maxTrialCount: 10\n  parameters:\n    \
+         algorithm: {{algorithmName: random}}\n  maxTrialCount: 1000\n  parallelTrialCount: 1000\n  parameters:\n    \
          - {{name: n, parameterType: int, feasibleSpace: {{min: 1, max: 9}}}}\n    \
          - {{name: x, parameterType: double, feasibleSpace: {{min: 0, max: 1}}}}\n    \
          - {{name: opt, parameterType: categorical, feasibleSpace: {{list: [sgd, adam]}}}}\n"
@@ -91,6 +92,17 @@ pub(crate) fn new_trial(experiment: &str, index: u64, state: TrialState) -> NewT
         ],
         state,
     }
+}
+
+/// Tries to record one trial at `index`.
+async fn one_trial(
+    store: &dyn Store,
+    experiment: &Experiment,
+    spec: &ExperimentSpec,
+    index: u64,
+) -> Result<Vec<Trial>, StoreError> {
+    let new = [new_trial(&experiment.name, index, TrialState::Pending)];
+    store.create_trials(experiment.id, spec, &new).await
 }
 
 /// Records `count` trials in `state` and returns them.
@@ -961,4 +973,48 @@ where
     // And it takes new writes where the last one stopped.
     let next = trials(store, &stored, 1, TrialState::Pending).await;
     assert_eq!(next[0].index, 3);
+}
+
+pub(crate) async fn create_trials_enforces_the_caps_and_refuses_taken_indices(store: &dyn Store) {
+    let experiment = experiment(store, "caps").await;
+    let mut capped = experiment.spec.clone();
+    capped.max_trial_count = Some(3);
+    capped.parallel_trial_count = 2;
+    let three: Vec<NewTrial> = (0..3)
+        .map(|i| new_trial("caps", i, TrialState::Pending))
+        .collect();
+    let refused = store.create_trials(experiment.id, &capped, &three).await;
+    assert!(
+        matches!(&refused, Err(StoreError::Conflict(m)) if m.contains("parallelTrialCount (2)")),
+        "{refused:?}"
+    );
+    assert!(store.trials(experiment.id).await.expect("trials").is_empty());
+    let two = store
+        .create_trials(experiment.id, &capped, &three[..2])
+        .await
+        .expect("two fit");
+    let taken = one_trial(store, &experiment, &experiment.spec, 1).await;
+    assert!(
+        matches!(&taken, Err(StoreError::Conflict(m)) if m.contains("another writer")),
+        "{taken:?}"
+    );
+    let full = one_trial(store, &experiment, &capped, 2).await;
+    assert!(matches!(full, Err(StoreError::Conflict(_))), "{full:?}");
+    store
+        .finish_trial(two[0].id, experiment.id, &succeeded(1.0), &[])
+        .await
+        .expect("finish");
+    one_trial(store, &experiment, &capped, 2)
+        .await
+        .expect("a finished trial frees a parallel slot");
+    store
+        .finish_trial(two[1].id, experiment.id, &succeeded(2.0), &[])
+        .await
+        .expect("finish");
+    let over = one_trial(store, &experiment, &capped, 3).await;
+    assert!(
+        matches!(&over, Err(StoreError::Conflict(m)) if m.contains("maxTrialCount (3)")),
+        "{over:?}"
+    );
+    assert_eq!(store.trials(experiment.id).await.expect("trials").len(), 3);
 }
