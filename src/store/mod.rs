@@ -10,10 +10,12 @@
 //! default. [`open`] picks the backend from a store URL. The conformance tests in `tests.rs`
 //! state the contract in code and run against every backend.
 
+mod codec;
+pub mod postgres;
 pub mod sqlite;
-pub mod tracking;
 #[cfg(test)]
 mod tests;
+pub mod tracking;
 
 use std::path::{Path, PathBuf};
 
@@ -448,10 +450,14 @@ impl TrialCaps {
 pub enum StoreLocation {
     /// An SQLite database file.
     Sqlite(PathBuf),
+    /// A PostgreSQL database (its URL prints without its password).
+    Postgres(postgres::PostgresUrl),
 }
 
 impl StoreLocation {
-    /// Parses `sqlite://PATH`, `sqlite:PATH` or a plain file path.
+    /// Parses `sqlite://PATH`, `sqlite:PATH`, a plain file path, or a `postgres://` or
+    /// `postgresql://` URL (libpq's form: `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`
+    /// with parameters such as `?sslmode=disable`).
     pub fn parse(url: &str) -> Result<StoreLocation, StoreError> {
         if let Some(path) = url
             .strip_prefix("sqlite://")
@@ -465,21 +471,23 @@ impl StoreLocation {
             return Ok(StoreLocation::Sqlite(PathBuf::from(path)));
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Err(StoreError::Url(format!(
-                "{url}: the PostgreSQL store is not available in this version of tuneflow; use sqlite://PATH"
-            )));
+            return Ok(StoreLocation::Postgres(postgres::PostgresUrl::parse(url)?));
         }
         if url.contains("://") {
             return Err(StoreError::Url(format!(
-                "{url}: expected sqlite://PATH or a file path"
+                "{}: expected sqlite://PATH, a file path, or postgres://USER@HOST/DATABASE",
+                postgres::redact(url)
             )));
         }
         Ok(StoreLocation::Sqlite(PathBuf::from(url)))
     }
 
-    /// The directory beside the store where trial logs go.
+    /// The directory where trial logs go: beside an SQLite database file; for PostgreSQL,
+    /// whose database has no directory here, [`postgres::LOGS_DIR`] under the current
+    /// directory.
     pub fn logs_dir(&self) -> PathBuf {
         match self {
+            StoreLocation::Postgres(_) => postgres::logs_dir().to_path_buf(),
             StoreLocation::Sqlite(path) => path
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())
@@ -493,5 +501,6 @@ impl StoreLocation {
 pub async fn open(location: &StoreLocation) -> Result<Box<dyn Store>, StoreError> {
     match location {
         StoreLocation::Sqlite(path) => Ok(Box::new(sqlite::SqliteStore::open(path).await?)),
+        StoreLocation::Postgres(url) => Ok(Box::new(postgres::PostgresStore::open(url).await?)),
     }
 }

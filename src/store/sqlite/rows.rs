@@ -4,9 +4,10 @@
 use std::str::FromStr;
 
 use rusqlite::{Connection, Row, Statement, params};
-use tuneflow_algorithms::{Assignment, ParameterValue};
 
 use crate::spec::ExperimentSpec;
+use crate::store::codec::decode_assignment;
+pub(super) use crate::store::codec::{decode_spec, encode_assignment, encode_spec};
 use crate::store::{
     Experiment, ExperimentState, Observation, StoreError, Trial, TrialState, now_micros,
 };
@@ -163,48 +164,4 @@ pub(super) fn observation_from_row(row: &Row<'_>) -> Result<Observation, StoreEr
         value: row.get(2)?,
         timestamp: row.get(3)?,
     })
-}
-
-/// Encodes a spec as stored.
-pub(super) fn encode_spec(spec: &ExperimentSpec) -> Result<String, StoreError> {
-    serde_json::to_string(spec).map_err(|e| StoreError::Corrupt(format!("cannot encode spec: {e}")))
-}
-
-/// Decodes a stored spec.
-pub(super) fn decode_spec(json: &str) -> Result<ExperimentSpec, StoreError> {
-    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("experiment spec: {e}")))
-}
-
-/// Encodes an assignment as a JSON object in space order.
-pub(super) fn encode_assignment(spec: &ExperimentSpec, assignment: &Assignment) -> String {
-    let object: serde_json::Map<String, serde_json::Value> = spec
-        .space
-        .parameters
-        .iter()
-        .zip(assignment)
-        .map(|(p, v)| {
-            (
-                p.name.clone(),
-                serde_json::to_value(v).unwrap_or(serde_json::Value::Null),
-            )
-        })
-        .collect();
-    serde_json::Value::Object(object).to_string()
-}
-
-/// Decodes a stored JSON object back into an assignment in space order.
-fn decode_assignment(spec: &ExperimentSpec, json: &str) -> Result<Assignment, StoreError> {
-    let mut object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(json)
-        .map_err(|e| StoreError::Corrupt(format!("trial parameters: {e}")))?;
-    spec.space
-        .parameters
-        .iter()
-        .map(|p| {
-            let value = object.remove(&p.name).ok_or_else(|| {
-                StoreError::Corrupt(format!("trial parameters lack `{}`", p.name))
-            })?;
-            serde_json::from_value::<ParameterValue>(value)
-                .map_err(|e| StoreError::Corrupt(format!("trial parameter `{}`: {e}", p.name)))
-        })
-        .collect()
 }
