@@ -14,6 +14,8 @@ pub mod sqlite;
 #[cfg(test)]
 mod tests;
 pub mod tracking;
+#[cfg(test)]
+mod tracking_tests;
 
 use std::path::{Path, PathBuf};
 
