@@ -14,6 +14,8 @@ pub mod sqlite;
 #[cfg(test)]
 mod tests;
 pub mod tracking;
+#[cfg(test)]
+mod tracking_tests;
 
 use std::path::{Path, PathBuf};
 
@@ -22,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tuneflow_algorithms::Assignment;
 
+use self::tracking::Tracking;
 use crate::spec::ExperimentSpec;
 
 /// Microseconds since the Unix epoch, UTC: the store's one time unit.
@@ -295,8 +298,11 @@ pub fn already_finished(trial: &str, state: TrialState) -> StoreError {
 /// The interface every store backend implements.
 ///
 /// Implementations must make each method atomic: a failed call leaves no partial rows.
+///
+/// Every store is also a [`Tracking`] store, and keeps the MLflow view of its experiments
+/// and trials (see [`tracking`]) in the same transactions as the changes below.
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: Tracking + Send + Sync {
     /// True when several tuneflow processes may serve one experiment through this store at
     /// once (PostgreSQL): client-driven sessions then share the experiment instead of claiming
     /// it, and reload its trials before they decide anything.

@@ -29,6 +29,15 @@ pub const PARENT_RUN_TAG: &str = "mlflow.parentRunId";
 /// The tag mirroring a run's name.
 pub const RUN_NAME_TAG: &str = "mlflow.runName";
 
+/// The tag naming the tuneflow experiment whose parent run a run is.
+pub const EXPERIMENT_TAG: &str = "tuneflow.experiment";
+
+/// The tag naming the trial a run is.
+pub const TRIAL_TAG: &str = "tuneflow.trial";
+
+/// The user id of the runs the store makes for experiments and trials.
+pub const TUNEFLOW_USER: &str = "tuneflow";
+
 /// Whether an experiment or run is in use or in the bin (MLflow's lifecycle stage).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Lifecycle {
