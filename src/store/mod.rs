@@ -16,6 +16,8 @@ pub mod sqlite;
 #[cfg(test)]
 mod tests;
 pub mod tracking;
+#[cfg(test)]
+mod tracking_tests;
 
 use std::path::{Path, PathBuf};
 
@@ -24,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tuneflow_algorithms::Assignment;
 
+use self::tracking::Tracking;
 use crate::spec::ExperimentSpec;
 
 /// Microseconds since the Unix epoch, UTC: the store's one time unit.
@@ -287,11 +290,28 @@ pub enum StoreError {
     Closed(String),
 }
 
+/// The error for finishing a trial that is final already: one message for every backend.
+pub fn already_finished(trial: &str, state: TrialState) -> StoreError {
+    StoreError::Conflict(format!(
+        "trial `{trial}` is {state} already (finished by another process or request)"
+    ))
+}
+
 /// The interface every store backend implements.
 ///
 /// Implementations must make each method atomic: a failed call leaves no partial rows.
+///
+/// Every store is also a [`Tracking`] store, and keeps the MLflow view of its experiments
+/// and trials (see [`tracking`]) in the same transactions as the changes below.
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: Tracking + Send + Sync {
+    /// True when several tuneflow processes may serve one experiment through this store at
+    /// once (PostgreSQL): client-driven sessions then share the experiment instead of claiming
+    /// it, and reload its trials before they decide anything.
+    fn is_shared(&self) -> bool {
+        false
+    }
+
     /// Records a new experiment in state [`ExperimentState::Created`].
     async fn create_experiment(
         &self,
@@ -369,7 +389,9 @@ pub trait Store: Send + Sync {
     async fn set_trial_handle(&self, trial_id: i64, handle: &str) -> Result<(), StoreError>;
 
     /// Writes a trial's final state, together with its last `observations` (none for
-    /// trials whose observations were already added), in one transaction.
+    /// trials whose observations were already added), in one transaction. A trial that is
+    /// final already (another process finished it first) is a [`StoreError::Conflict`] and
+    /// stays as it is; see [`already_finished`].
     async fn finish_trial(
         &self,
         trial_id: i64,

@@ -32,6 +32,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "trial step",
         include_str!("../../../migrations/postgres/0003_trial_step.sql"),
     ),
+    (
+        4,
+        "tracking",
+        include_str!("../../../migrations/postgres/0004_tracking.sql"),
+    ),
 ];
 
 /// The migrator over [`MIGRATIONS`].

@@ -36,10 +36,12 @@
 //! [`LOGS_DIR`] under the current directory.
 
 mod migrate;
+mod mirror;
 mod retry;
 mod rows;
 #[cfg(test)]
 mod tests;
+mod tracking;
 mod url;
 
 use std::fmt;
@@ -64,7 +66,7 @@ pub(crate) use self::url::redact;
 use super::codec::{decode_spec, encode_assignment, encode_spec};
 use super::{
     Experiment, ExperimentState, Micros, NewTrial, Observation, Store, StoreError, Trial,
-    TrialCaps, TrialOutcome, TrialState, now_micros,
+    TrialCaps, TrialOutcome, TrialState, already_finished, now_micros,
 };
 use crate::spec::ExperimentSpec;
 
@@ -243,6 +245,11 @@ type TrialRow = (i64, String, TrialState, String);
 
 #[async_trait]
 impl Store for PostgresStore {
+    /// Several servers may share a PostgreSQL store.
+    fn is_shared(&self) -> bool {
+        true
+    }
+
     async fn create_experiment(
         &self,
         spec: &ExperimentSpec,
@@ -277,6 +284,7 @@ impl Store for PostgresStore {
                             }
                             Err(e) => return Err(e.into()),
                         };
+                        mirror::experiment_created(connection, id, name, *now).await?;
                         let event = Event {
                             experiment_id: id,
                             trial_id: None,
@@ -393,11 +401,19 @@ impl Store for PostgresStore {
             ExperimentState::Succeeded | ExperimentState::Failed => (None, Some(now)),
             _ => (None, None),
         };
-        let input = (experiment_id, state, reason, message, started, completed);
+        let input = (
+            experiment_id,
+            state,
+            reason,
+            message,
+            started,
+            completed,
+            now,
+        );
         self.write(
             "set_experiment_state",
             &input,
-            |connection, (experiment_id, state, reason, message, started, completed)| {
+            |connection, (experiment_id, state, reason, message, started, completed, now)| {
                 Box::pin(async move {
                     query::<Postgres>(
                         "UPDATE experiments SET state = $1, reason = $2, message = $3, \
@@ -411,6 +427,7 @@ impl Store for PostgresStore {
                     .bind(*experiment_id)
                     .execute(&mut *connection)
                     .await?;
+                    mirror::experiment_state_set(connection, *experiment_id, *state, *now).await?;
                     let event = Event {
                         experiment_id: *experiment_id,
                         trial_id: None,
@@ -497,14 +514,26 @@ impl Store for PostgresStore {
                 (t.index as i64, t.name.clone(), t.state, parameters)
             })
             .collect();
-        let input = (experiment_id, TrialCaps::of(spec), rows, now);
+        // Each trial's params for its run: name and the value as tuneflow writes it.
+        let params: Vec<Vec<(String, String)>> = trials
+            .iter()
+            .map(|t| {
+                spec.space
+                    .parameters
+                    .iter()
+                    .zip(&t.assignment)
+                    .map(|(p, v)| (p.name.clone(), v.to_string()))
+                    .collect()
+            })
+            .collect();
+        let input = (experiment_id, TrialCaps::of(spec), rows, params, now);
         let ids = self
             .write(
                 "create_trials",
                 &input,
-                |connection, (experiment_id, caps, rows, now)| {
+                |connection, (experiment_id, caps, rows, params, now)| {
                     Box::pin(async move {
-                        insert_trials(connection, *experiment_id, *caps, rows, *now).await
+                        insert_trials(connection, *experiment_id, *caps, rows, params, *now).await
                     })
                 },
             )
@@ -593,6 +622,7 @@ impl Store for PostgresStore {
                     .bind(*trial_id)
                     .execute(&mut *connection)
                     .await?;
+                    mirror::trial_started(connection, *trial_id, *now).await?;
                     let event = Event {
                         experiment_id: *experiment_id,
                         trial_id: Some(*trial_id),
@@ -637,6 +667,22 @@ impl Store for PostgresStore {
             &input,
             |connection, (trial_id, experiment_id, outcome, observations, now)| {
                 Box::pin(async move {
+                    // Locked: of two processes ending the trial at once, the second waits and
+                    // then sees the first one's final state.
+                    let (name, state) = query_as::<Postgres, (String, String)>(
+                        "SELECT name, state FROM trials WHERE id = $1 FOR NO KEY UPDATE",
+                    )
+                    .bind(*trial_id)
+                    .fetch_optional(&mut *connection)
+                    .await?
+                    .ok_or_else(|| StoreError::Missing {
+                        what: "trial",
+                        key: trial_id.to_string(),
+                    })?;
+                    let state: TrialState = state.parse()?;
+                    if state.is_final() {
+                        return Err(already_finished(&name, state));
+                    }
                     insert_observations(connection, *trial_id, observations).await?;
                     query::<Postgres>(
                         "UPDATE trials SET state = $1, objective = $2, message = $3, \
@@ -650,6 +696,7 @@ impl Store for PostgresStore {
                     .bind(*trial_id)
                     .execute(&mut *connection)
                     .await?;
+                    mirror::trial_finished(connection, *trial_id, outcome.state, *now).await?;
                     let event = Event {
                         experiment_id: *experiment_id,
                         trial_id: Some(*trial_id),
@@ -682,6 +729,7 @@ impl Store for PostgresStore {
                     .bind(*trial_id)
                     .execute(&mut *connection)
                     .await?;
+                    mirror::trial_requeued(connection, *trial_id).await?;
                     let event = Event {
                         experiment_id: *experiment_id,
                         trial_id: Some(*trial_id),
@@ -750,6 +798,7 @@ async fn insert_trials(
     experiment_id: i64,
     caps: TrialCaps,
     rows: &[TrialRow],
+    params: &[Vec<(String, String)>],
     now: Micros,
 ) -> Result<Vec<i64>, StoreError> {
     // Every writer of this experiment's trials takes this lock first, so the counts below
@@ -799,6 +848,18 @@ async fn insert_trials(
             message: None,
         });
     }
+    let runs: Vec<mirror::NewTrialRun<'_>> = rows
+        .iter()
+        .zip(params)
+        .zip(&ids)
+        .map(|(((_, name, state, _), params), id)| mirror::NewTrialRun {
+            trial_id: *id,
+            name,
+            state: *state,
+            params,
+        })
+        .collect();
+    mirror::trials_created(connection, experiment_id, &runs, now).await?;
     record(connection, &events).await?;
     Ok(ids)
 }

@@ -231,7 +231,17 @@ where
             Some(Marker { xid, server_start })
         }
     };
-    let value = work(&mut transaction, input).await.map_err(before_commit)?;
+    let value = match work(&mut transaction, input).await {
+        Ok(value) => value,
+        Err(error) => {
+            // Rolled back here rather than when the connection next goes back to the pool
+            // (sqlx's default, from a spawned task), so that its locks are gone when the
+            // caller hears of the error. A failure to roll back changes nothing: the server
+            // rolls back a transaction whose connection is gone.
+            let _ = transaction.rollback().await;
+            return Err(before_commit(error));
+        }
+    };
     match transaction.commit().await {
         Ok(()) => Ok(value),
         Err(error) if rejected(&error) => Err(before_commit(error.into())),

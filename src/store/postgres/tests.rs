@@ -24,6 +24,7 @@ use sqlx_postgres::{PgConnectOptions, PgConnection, PgPoolOptions, Postgres};
 use super::retry::{self, Access};
 use super::{PostgresStore, PostgresUrl};
 use crate::store::tests::{self as conformance, conformance_tests};
+use crate::store::tracking_tests::tracking_conformance_tests;
 use crate::store::{ExperimentState, Store, StoreError, TrialOutcome, TrialState};
 
 /// The variable naming the test server.
@@ -142,6 +143,8 @@ impl Drop for Schema {
                     return;
                 };
                 if let Ok(mut connection) = PgConnection::connect_with(&options).await {
+                    // Never wait long for a lock: a schema left behind is dropped later.
+                    let _ = connection.execute("SET lock_timeout = '5s'").await;
                     let _ = connection
                         .execute(AssertSqlSafe(format!(
                             "DROP SCHEMA IF EXISTS \"{name}\" CASCADE"
@@ -202,6 +205,7 @@ async fn fresh() -> Fixture {
 }
 
 conformance_tests!(fresh);
+tracking_conformance_tests!(fresh);
 
 #[tokio::test]
 async fn reopening_keeps_everything() {
