@@ -12,6 +12,7 @@ pub mod error;
 pub mod experiments;
 pub mod extract;
 pub mod metrics;
+pub mod mlflow;
 pub mod state;
 pub mod trials;
 
