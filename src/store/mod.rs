@@ -11,9 +11,11 @@
 //! state the contract in code and run against every backend.
 
 pub mod sqlite;
-pub mod tracking;
 #[cfg(test)]
 mod tests;
+pub mod tracking;
+#[cfg(test)]
+mod tracking_tests;
 
 use std::path::{Path, PathBuf};
 
@@ -22,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tuneflow_algorithms::Assignment;
 
+use self::tracking::Tracking;
 use crate::spec::ExperimentSpec;
 
 /// Microseconds since the Unix epoch, UTC: the store's one time unit.
@@ -288,8 +291,11 @@ pub enum StoreError {
 /// The interface every store backend implements.
 ///
 /// Implementations must make each method atomic: a failed call leaves no partial rows.
+///
+/// Every store is also a [`Tracking`] store, and keeps the MLflow view of its experiments
+/// and trials (see [`tracking`]) in the same transactions as the changes below.
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: Tracking + Send + Sync {
     /// Records a new experiment in state [`ExperimentState::Created`].
     async fn create_experiment(
         &self,

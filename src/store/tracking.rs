@@ -29,6 +29,15 @@ pub const PARENT_RUN_TAG: &str = "mlflow.parentRunId";
 /// The tag mirroring a run's name.
 pub const RUN_NAME_TAG: &str = "mlflow.runName";
 
+/// The tag naming the tuneflow experiment whose parent run a run is.
+pub const EXPERIMENT_TAG: &str = "tuneflow.experiment";
+
+/// The tag naming the trial a run is.
+pub const TRIAL_TAG: &str = "tuneflow.trial";
+
+/// The user id of the runs the store makes for experiments and trials.
+pub const TUNEFLOW_USER: &str = "tuneflow";
+
 /// Whether an experiment or run is in use or in the bin (MLflow's lifecycle stage).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Lifecycle {
@@ -274,8 +283,7 @@ pub trait Tracking: Send + Sync {
     ) -> Result<TrackingExperiment, StoreError>;
 
     /// The tracking experiment with this id, deleted or not.
-    async fn tracking_experiment(&self, id: i64)
-    -> Result<Option<TrackingExperiment>, StoreError>;
+    async fn tracking_experiment(&self, id: i64) -> Result<Option<TrackingExperiment>, StoreError>;
 
     /// The tracking experiment with this name, deleted or not.
     async fn tracking_experiment_by_name(
@@ -297,11 +305,7 @@ pub trait Tracking: Send + Sync {
     ) -> Result<(), StoreError>;
 
     /// Sets (adds or replaces) a tag of a tracking experiment.
-    async fn set_tracking_experiment_tag(
-        &self,
-        id: i64,
-        tag: &KeyValue,
-    ) -> Result<(), StoreError>;
+    async fn set_tracking_experiment_tag(&self, id: i64, tag: &KeyValue) -> Result<(), StoreError>;
 
     /// Creates a run with a new id, status Running.
     async fn create_run(&self, run: &NewRun) -> Result<RunInfo, StoreError>;

@@ -8,6 +8,8 @@
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
+use tuneflow_algorithms::ParameterValue;
+
 use crate::store::StoreError;
 
 /// Every migration, in the order it is applied: (name, SQL).
@@ -24,7 +26,17 @@ pub(super) const MIGRATIONS: &[(&str, &str)] = &[
         "0003_trial_step",
         include_str!("../../../migrations/sqlite/0003_trial_step.sql"),
     ),
+    (
+        "0004_tracking",
+        include_str!("../../../migrations/sqlite/0004_tracking.sql"),
+    ),
 ];
+
+/// Work a migration needs done in Rust after its SQL, in the same transaction: (name of the
+/// migration, the work). Each is frozen with its migration: it may only rely on the schema
+/// as that migration leaves it, never on the store's current code.
+const AFTER_SQL: &[(&str, fn(&Connection) -> Result<(), StoreError>)] =
+    &[("0004_tracking", fill_trial_params)];
 
 /// The schema version this build writes: the number of migrations it knows.
 pub(super) fn latest() -> i64 {
@@ -58,6 +70,10 @@ pub(super) fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
         transaction
             .execute_batch(sql)
             .map_err(|e| StoreError::Migrate(format!("migration {name}: {e}").into()))?;
+        for (_, work) in AFTER_SQL.iter().filter(|(after, _)| after == name) {
+            work(&transaction)
+                .map_err(|e| StoreError::Migrate(format!("migration {name}: {e}").into()))?;
+        }
     }
     transaction
         .pragma_update(None, "user_version", latest())
@@ -103,6 +119,33 @@ fn versions(connection: &Connection) -> Result<(i64, i64), StoreError> {
         ));
     }
     Ok((0, applied))
+}
+
+/// Migration 0004: the params of the runs it made for stored trials, one per parameter, its
+/// value written as tuneflow writes it (the `Display` text of a [`ParameterValue`], so that a
+/// double is `0.00001`, not SQLite's `1.0e-05`).
+fn fill_trial_params(connection: &Connection) -> Result<(), StoreError> {
+    let mut select = connection.prepare(
+        "SELECT r.run_uuid, t.parameters FROM runs r JOIN trials t ON t.id = r.trial_id",
+    )?;
+    let mut insert = connection
+        .prepare("INSERT OR IGNORE INTO run_params (run_uuid, key, value) VALUES (?1, ?2, ?3)")?;
+    let mut rows = select.query([])?;
+    while let Some(row) = rows.next()? {
+        let run: String = row.get(0)?;
+        let parameters: String = row.get(1)?;
+        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&parameters)
+            .map_err(|e| {
+                StoreError::Corrupt(format!("parameters of the trial of run {run}: {e}"))
+            })?;
+        for (key, value) in object {
+            let value: ParameterValue = serde_json::from_value(value).map_err(|e| {
+                StoreError::Corrupt(format!("parameter `{key}` of the trial of run {run}: {e}"))
+            })?;
+            insert.execute(rusqlite::params![run, key, value.to_string()])?;
+        }
+    }
+    Ok(())
 }
 
 fn failed(error: rusqlite::Error) -> StoreError {

@@ -33,10 +33,12 @@
 
 mod checkpoint;
 mod migrate;
+mod mirror;
 mod rows;
 #[cfg(test)]
 mod tests;
 mod thread;
+mod tracking;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -143,6 +145,7 @@ impl Store for SqliteStore {
                     Err(e) => return Err(e.into()),
                 }
                 let id = tx.last_insert_rowid();
+                mirror::experiment_created(tx, id, &name, now)?;
                 let event = Event {
                     experiment_id: id,
                     trial_id: None,
@@ -248,6 +251,7 @@ impl Store for SqliteStore {
                 completed,
                 experiment_id
             ])?;
+            mirror::experiment_state_set(tx, experiment_id, state, now)?;
             let event = Event {
                 experiment_id,
                 trial_id: None,
@@ -309,6 +313,17 @@ impl Store for SqliteStore {
                 (t.index as i64, t.name.clone(), t.state, parameters)
             })
             .collect();
+        let params: Vec<Vec<(String, String)>> = trials
+            .iter()
+            .map(|t| {
+                spec.space
+                    .parameters
+                    .iter()
+                    .zip(&t.assignment)
+                    .map(|(p, v)| (p.name.clone(), v.to_string()))
+                    .collect()
+            })
+            .collect();
         let caps = TrialCaps::of(spec);
         let ids = self
             .change(move |tx| {
@@ -326,7 +341,8 @@ impl Store for SqliteStore {
                 )?;
                 let mut ids = Vec::with_capacity(rows.len());
                 let mut events = Vec::with_capacity(rows.len());
-                for (index, name, state, parameters) in &rows {
+                let mut runs = Vec::with_capacity(rows.len());
+                for ((index, name, state, parameters), params) in rows.iter().zip(params) {
                     let started = *state == TrialState::Running;
                     let inserted = insert.execute(params![
                         experiment_id,
@@ -347,6 +363,12 @@ impl Store for SqliteStore {
                     }
                     let id = tx.last_insert_rowid();
                     ids.push(id);
+                    runs.push(mirror::NewTrialRun {
+                        trial_id: id,
+                        name: name.clone(),
+                        state: *state,
+                        params,
+                    });
                     events.push(Event {
                         experiment_id,
                         trial_id: Some(id),
@@ -354,6 +376,7 @@ impl Store for SqliteStore {
                         message: None,
                     });
                 }
+                mirror::trials_created(tx, experiment_id, &runs, now)?;
                 Ok((ids, events))
             })
             .await?;
@@ -421,6 +444,7 @@ impl Store for SqliteStore {
                  handle = NULL WHERE id = ?3",
             )?
             .execute(params![TrialState::Running.as_str(), now, trial_id])?;
+            mirror::trial_started(tx, trial_id, now)?;
             let event = Event {
                 experiment_id,
                 trial_id: Some(trial_id),
@@ -466,6 +490,7 @@ impl Store for SqliteStore {
                 outcome.step,
                 trial_id
             ])?;
+            mirror::trial_finished(tx, trial_id, outcome.state, now)?;
             let event = Event {
                 experiment_id,
                 trial_id: Some(trial_id),
@@ -486,6 +511,7 @@ impl Store for SqliteStore {
                  started_at = NULL, completed_at = NULL, handle = NULL, step = NULL WHERE id = ?2",
             )?
             .execute(params![TrialState::Pending.as_str(), trial_id])?;
+            mirror::trial_requeued(tx, trial_id)?;
             let event = Event {
                 experiment_id,
                 trial_id: Some(trial_id),

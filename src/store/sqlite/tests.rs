@@ -11,6 +11,7 @@ use super::checkpoint::CATCH_UP_FRAMES;
 use super::migrate::MIGRATIONS;
 use super::thread::Access;
 use crate::store::tests::{self as conformance, conformance_tests};
+use crate::store::tracking_tests::tracking_conformance_tests;
 use crate::store::{
     ExperimentState, NewTrial, Observation, Store, StoreError, TrialOutcome, TrialState,
 };
@@ -44,6 +45,7 @@ async fn fresh() -> Fixture {
 }
 
 conformance_tests!(fresh);
+tracking_conformance_tests!(fresh);
 
 #[tokio::test]
 async fn reopening_keeps_everything() {
