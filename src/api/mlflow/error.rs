@@ -145,7 +145,14 @@ impl IntoResponse for MlflowError {
 impl From<StoreError> for MlflowError {
     fn from(error: StoreError) -> MlflowError {
         match error {
-            StoreError::Missing { what, ref key } if what == "run" => MlflowError::no_run(key),
+            StoreError::Missing {
+                what: "run",
+                ref key,
+            } => MlflowError::no_run(key),
+            StoreError::Missing {
+                what: "tracking experiment",
+                ref key,
+            } => MlflowError::missing(format!("No Experiment with id={key} exists")),
             StoreError::Missing { .. } | StoreError::NotFound(_) => {
                 MlflowError::missing(error.to_string())
             }

@@ -91,6 +91,11 @@ impl Fields {
         }
     }
 
+    /// A field as sent, if present and not null.
+    pub fn raw(&self, name: &str) -> Option<&Value> {
+        self.get(name)
+    }
+
     /// A string field, if present. A query parameter given twice counts once (its first
     /// value), as Flask reads it.
     pub fn string(&self, name: &str) -> MlflowResult<Option<&str>> {
