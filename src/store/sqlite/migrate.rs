@@ -35,8 +35,10 @@ pub(super) const MIGRATIONS: &[(&str, &str)] = &[
 /// Work a migration needs done in Rust after its SQL, in the same transaction: (name of the
 /// migration, the work). Each is frozen with its migration: it may only rely on the schema
 /// as that migration leaves it, never on the store's current code.
-const AFTER_SQL: &[(&str, fn(&Connection) -> Result<(), StoreError>)] =
-    &[("0004_tracking", fill_trial_params)];
+const AFTER_SQL: &[(&str, AfterSql)] = &[("0004_tracking", fill_trial_params)];
+
+/// Work done in Rust after a migration's SQL.
+type AfterSql = fn(&Connection) -> Result<(), StoreError>;
 
 /// The schema version this build writes: the number of migrations it knows.
 pub(super) fn latest() -> i64 {

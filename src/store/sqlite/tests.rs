@@ -11,6 +11,7 @@ use super::checkpoint::CATCH_UP_FRAMES;
 use super::migrate::MIGRATIONS;
 use super::thread::Access;
 use crate::store::tests::{self as conformance, conformance_tests};
+use crate::store::tracking::Tracking;
 use crate::store::tracking_tests::tracking_conformance_tests;
 use crate::store::{
     ExperimentState, NewTrial, Observation, Store, StoreError, TrialOutcome, TrialState,
@@ -240,6 +241,9 @@ async fn a_file_that_is_no_database_fails_clearly() {
     );
 }
 
+/// The migrations the last sqlx-based tuneflow knew (0001 and 0002).
+const SQLX_ERA_MIGRATIONS: usize = 2;
+
 /// The table sqlx's migrator keeps.
 const SQLX_MIGRATIONS: &str = "CREATE TABLE _sqlx_migrations (
     version BIGINT PRIMARY KEY,
@@ -327,6 +331,26 @@ async fn check_old_store(path: &Path) {
             .len(),
         1
     );
+    let tracking = store
+        .tracking_experiment_by_name("old")
+        .await
+        .expect("read")
+        .expect("the experiment got its tracking experiment");
+    assert_eq!(tracking.experiment_id, Some(experiment.id));
+    let run_id = store
+        .trial_run_id(trials[0].id)
+        .await
+        .expect("read")
+        .expect("the trial got its run");
+    let history = store
+        .metric_history(&run_id, "loss")
+        .await
+        .expect("history");
+    assert_eq!(
+        history.len(),
+        1,
+        "its observation is the run's metric history"
+    );
     drop(store);
     // And it opens again as a store of this version.
     let store = SqliteStore::open(path).await.expect("reopen");
@@ -338,7 +362,7 @@ async fn check_old_store(path: &Path) {
 async fn a_store_made_by_the_sqlx_migrator_opens_as_it_is() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let path = store_path(dir.path());
-    write_sqlx_store(&path, MIGRATIONS.len());
+    write_sqlx_store(&path, SQLX_ERA_MIGRATIONS);
     check_old_store(&path).await;
 }
 
@@ -504,4 +528,224 @@ async fn the_wal_is_checkpointed_and_bounded_and_removed_on_close() {
     let store = SqliteStore::open(&path).await.expect("reopen");
     let read = store.observations(trials[0].id, None).await.expect("read");
     assert_eq!(read.len(), 3 * CATCH_UP_FRAMES as usize / 4);
+}
+
+/// The migrations a store made before the tracking tables has.
+const BEFORE_TRACKING: usize = 3;
+
+/// Writes a store as the tuneflow before the tracking tables left it: migrations 0001-0003,
+/// user_version 3, two experiments (one called "Default", like MLflow's, which a spec would
+/// not allow but the store does) with trials and
+/// observations.
+fn write_store_before_tracking(path: &Path) {
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("create dir");
+    let connection = Connection::open(path).expect("open");
+    for (_, sql) in &MIGRATIONS[..BEFORE_TRACKING] {
+        connection.execute_batch(sql).expect("migration");
+    }
+    connection
+        .pragma_update(None, "user_version", BEFORE_TRACKING as i64)
+        .expect("user_version");
+    for name in ["old", "Default"] {
+        // Specs refuse "Default" (not a DNS label); the store takes any name.
+        let mut spec = conformance::spec("old");
+        spec.name = name.to_string();
+        let spec = serde_json::to_string(&spec).expect("spec");
+        connection
+            .execute(
+                "INSERT INTO experiments (name, spec, document, seed, state, created_at, started_at) \
+                 VALUES (?1, ?2, 'doc', 5, 'Interrupted', 1000, 1100)",
+                rusqlite::params![name, spec],
+            )
+            .expect("experiment");
+    }
+    connection
+        .execute_batch(
+            "INSERT INTO events (experiment_id, trial_id, timestamp, kind) VALUES (1, NULL, 1900, 'Interrupted');
+             INSERT INTO trials (experiment_id, idx, name, state, parameters, objective, attempts, created_at, started_at, completed_at, step)
+               VALUES (1, 0, 'old-0000', 'Succeeded', '{\"n\":3,\"x\":1e-05,\"opt\":\"adam\"}', 0.5, 1, 1000, 1200, 1300, 2),
+                      (1, 1, 'old-0001', 'Pending', '{\"n\":4,\"x\":1.0,\"opt\":\"sgd\"}', NULL, 0, 1000, NULL, NULL, NULL),
+                      (2, 0, 'Default-0000', 'EarlyStopped', '{\"n\":5,\"x\":0.25,\"opt\":\"sgd\"}', NULL, 1, 1000, 1200, 1400, 1);
+             INSERT INTO observations (trial_id, metric, step, value, timestamp) VALUES
+               (1, 'loss', 0, 0.9, 1201), (1, 'loss', 2, 0.5, 1203), (1, 'loss', 1, 0.7, 1202),
+               (1, 'loss', 2, 0.4, 1203), (1, 'accuracy', 0, 0.1, 1201), (3, 'loss', 0, 0.8, 1201);",
+        )
+        .expect("rows");
+}
+
+#[tokio::test]
+async fn a_store_made_before_the_tracking_tables_gets_them_filled_in() {
+    use crate::store::tracking::{
+        DEFAULT_EXPERIMENT_ID, EXPERIMENT_TAG, KeyValue, Lifecycle, MetricPoint, PARENT_RUN_TAG,
+        RUN_NAME_TAG, RunStatus, TRIAL_TAG,
+    };
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = store_path(dir.path());
+    write_store_before_tracking(&path);
+    let store = SqliteStore::open(&path).await.expect("an old store opens");
+    assert_eq!(user_version(&path), MIGRATIONS.len() as i64);
+    let tag = |run: &crate::store::tracking::Run, key: &str| {
+        run.tags
+            .iter()
+            .find(|t| t.key == key)
+            .map(|t| t.value.clone())
+    };
+
+    // "old" is a new tracking experiment, "Default" is MLflow's Default.
+    let tracking = store
+        .tracking_experiment_by_name("old")
+        .await
+        .expect("read")
+        .expect("backfilled");
+    assert_eq!(tracking.id, 1);
+    assert_eq!(tracking.experiment_id, Some(1));
+    assert_eq!(tracking.artifact_location, "mlflow-artifacts:/1");
+    assert_eq!((tracking.created_at, tracking.updated_at), (1000, 1000));
+    let default = store
+        .tracking_experiment(DEFAULT_EXPERIMENT_ID)
+        .await
+        .expect("read")
+        .expect("Default");
+    assert_eq!(default.name, "Default");
+    assert_eq!(default.experiment_id, Some(2), "linked to the tuneflow one");
+
+    let runs = store.runs(&[1]).await.expect("runs");
+    assert_eq!(runs.len(), 3, "a parent run and two trial runs");
+    let parent = runs
+        .iter()
+        .find(|r| r.info.trial_id.is_none())
+        .expect("parent");
+    assert_eq!(parent.info.name, "old");
+    assert_eq!(parent.info.status, RunStatus::Killed);
+    assert_eq!(parent.info.start_time, Some(1000));
+    assert_eq!(
+        parent.info.end_time,
+        Some(1900),
+        "the time of its last state change"
+    );
+    assert_eq!(tag(parent, EXPERIMENT_TAG).as_deref(), Some("old"));
+    assert_eq!(tag(parent, RUN_NAME_TAG).as_deref(), Some("old"));
+    assert_eq!(
+        parent.info.artifact_uri,
+        format!("mlflow-artifacts:/1/{}/artifacts", parent.info.run_id)
+    );
+    let mut ids: Vec<&str> = runs.iter().map(|r| r.info.run_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "distinct ids");
+    for run in &runs {
+        let id = &run.info.run_id;
+        assert!(
+            id.len() == 32 && id.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')),
+            "{id}"
+        );
+        assert_eq!(&id[12..13], "4", "shaped like a version 4 UUID: {id}");
+        assert!(matches!(&id[16..17], "8" | "9" | "a" | "b"), "{id}");
+    }
+
+    let trials = store.trials(1).await.expect("trials");
+    let done_id = store
+        .trial_run_id(trials[0].id)
+        .await
+        .expect("read")
+        .expect("a run");
+    let done = store.run(&done_id).await.expect("read").expect("run");
+    assert_eq!(done.info.name, "old-0000");
+    assert_eq!(done.info.status, RunStatus::Finished);
+    assert_eq!(done.info.lifecycle, Lifecycle::Active);
+    assert_eq!(
+        (done.info.start_time, done.info.end_time),
+        (Some(1200), Some(1300))
+    );
+    assert_eq!(
+        done.params,
+        [
+            KeyValue::new("n", "3"),
+            KeyValue::new("opt", "adam"),
+            KeyValue::new("x", "0.00001")
+        ],
+        "written as tuneflow writes parameter values"
+    );
+    assert_eq!(tag(&done, PARENT_RUN_TAG), Some(parent.info.run_id.clone()));
+    assert_eq!(tag(&done, TRIAL_TAG).as_deref(), Some("old-0000"));
+    let point = |key: &str, value, timestamp, step| MetricPoint {
+        key: key.to_string(),
+        value,
+        timestamp,
+        step,
+    };
+    assert_eq!(
+        done.metrics,
+        [point("accuracy", 0.1, 1201, 0), point("loss", 0.5, 1203, 2)],
+        "the latest values of the stored observations"
+    );
+    assert_eq!(
+        store
+            .metric_history(&done_id, "loss")
+            .await
+            .expect("history"),
+        [
+            point("loss", 0.9, 1201, 0),
+            point("loss", 0.7, 1202, 1),
+            point("loss", 0.5, 1203, 2),
+            point("loss", 0.4, 1203, 2)
+        ]
+    );
+    let pending_id = store
+        .trial_run_id(trials[1].id)
+        .await
+        .expect("read")
+        .expect("a run");
+    let pending = store.run(&pending_id).await.expect("read").expect("run");
+    assert_eq!(pending.info.status, RunStatus::Scheduled);
+    assert_eq!(
+        pending.params.iter().find(|p| p.key == "x"),
+        Some(&KeyValue::new("x", "1"))
+    );
+
+    let in_default = store.runs(&[DEFAULT_EXPERIMENT_ID]).await.expect("runs");
+    assert_eq!(in_default.len(), 2);
+    let stopped = in_default
+        .iter()
+        .find(|r| r.info.trial_id.is_some())
+        .expect("trial run");
+    assert_eq!(stopped.info.status, RunStatus::Killed);
+
+    // New experiments and trials carry on from there, and the Default experiment outlives the
+    // tuneflow experiment called "Default".
+    let next = conformance::experiment(&store, "after").await;
+    assert_eq!(
+        store
+            .tracking_experiment_by_name("after")
+            .await
+            .expect("read")
+            .map(|e| e.id),
+        Some(2)
+    );
+    store
+        .create_trials(
+            next.id,
+            &next.spec,
+            &[conformance::new_trial("after", 0, TrialState::Running)],
+        )
+        .await
+        .expect("trials");
+    assert!(store.delete_experiment("Default").await.expect("delete"));
+    let default = store
+        .tracking_experiment(DEFAULT_EXPERIMENT_ID)
+        .await
+        .expect("read")
+        .expect("Default stays");
+    assert_eq!(default.experiment_id, None);
+    assert!(
+        store
+            .runs(&[DEFAULT_EXPERIMENT_ID])
+            .await
+            .expect("runs")
+            .is_empty(),
+        "the runs of the deleted experiment went with it"
+    );
+    drop(store);
+    let store = SqliteStore::open(&path).await.expect("reopen");
+    assert_eq!(store.runs(&[1]).await.expect("runs").len(), 3);
 }
