@@ -209,6 +209,32 @@ async fn errors_have_mlflow_codes_and_statuses() {
         400,
         "INVALID_PARAMETER_VALUE",
     );
+    // Like MLflow's server, POST bodies must be declared JSON (no cross-site form posts).
+    for content_type in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+    ] {
+        let mut request = server
+            .request(Method::POST, &format!("{API}/experiments/create"))
+            .body(r#"{"name": "form-post"}"#);
+        if let Some(content_type) = content_type {
+            request = request.header("Content-Type", content_type);
+        }
+        let response = request.send().await.expect("send");
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.expect("json");
+        assert_error(&(status, body), 400, "INVALID_PARAMETER_VALUE");
+    }
+    assert_error(
+        &get(
+            &server,
+            "/experiments/get-by-name?experiment_name=form-post",
+        )
+        .await,
+        404,
+        "RESOURCE_DOES_NOT_EXIST",
+    );
     assert_error(
         &post(&server, "/runs/create", json!({"experiment_id": 12})).await,
         400,

@@ -27,7 +27,8 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, OriginalUri, Query, Request};
-use axum::http::{Method, StatusCode};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, any, get};
 use axum::{Json, Router};
@@ -64,6 +65,9 @@ impl<S: Send + Sync> FromRequest<S> for MlflowRequest {
                 .0;
             return Ok(MlflowRequest(Fields::from_query(pairs)));
         }
+        if matches!(*request.method(), Method::POST | Method::PUT) {
+            check_content_type(request.headers())?;
+        }
         let body = Bytes::from_request(request, state)
             .await
             .map_err(|rejection| {
@@ -82,6 +86,31 @@ impl<S: Send + Sync> FromRequest<S> for MlflowRequest {
                 }
             })?;
         Ok(MlflowRequest(Fields::from_body(&body)?))
+    }
+}
+
+/// Refuses a POST whose body is not declared JSON, as MLflow's server does: a browser page
+/// cannot send JSON to another origin without a CORS preflight, so this keeps other sites from
+/// writing to a server on localhost with plain form posts.
+fn check_content_type(headers: &HeaderMap) -> MlflowResult<()> {
+    let Some(value) = headers.get(CONTENT_TYPE) else {
+        return Err(MlflowError::invalid(
+            "Bad Request. Content-Type header is missing.",
+        ));
+    };
+    let essence = value
+        .to_str()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        Ok(())
+    } else {
+        Err(MlflowError::invalid(
+            "Bad Request. Content-Type must be one of ['application/json'].",
+        ))
     }
 }
 
