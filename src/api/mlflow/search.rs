@@ -360,7 +360,6 @@ enum Literal {
 /// One parsed comparison, before it is checked against what a search allows.
 #[derive(Debug, Clone, PartialEq)]
 struct Comparison {
-    entity: Entity,
     /// The identifier's entity part as written (for messages), if it had one.
     entity_text: Option<String>,
     key: String,
@@ -371,13 +370,14 @@ struct Comparison {
     value_is_bare: bool,
 }
 
-fn parse_identifier(parts: &[String]) -> MlflowResult<(Entity, Option<String>, String)> {
-    if parts.len() == 1 {
-        return Ok((Entity::Attribute, None, parts[0].clone()));
+/// Splits an identifier into its entity part (none for a bare key) and its key, as MLflow
+/// does: at the first dot, so `metrics.a.b` is the metric `a.b`.
+fn split_identifier(parts: &[String]) -> (Option<String>, String) {
+    match parts {
+        [key] => (None, key.clone()),
+        [entity, rest @ ..] => (Some(entity.clone()), rest.join(".")),
+        [] => (None, String::new()),
     }
-    let entity_text = parts[0].clone();
-    let key = parts[1..].join(".");
-    Ok((Entity::Attribute, Some(entity_text), key))
 }
 
 /// Splits a filter into comparisons (the grammar only; what is allowed is checked per search).
@@ -407,7 +407,7 @@ fn comparisons(filter: &str) -> MlflowResult<Vec<Comparison>> {
             }
         };
         i += 1;
-        let (_, entity_text, key) = parse_identifier(&parts)?;
+        let (entity_text, key) = split_identifier(&parts);
         // Operator.
         let op = match tokens.get(i) {
             Some(Token::Symbol(symbol)) => {
@@ -542,7 +542,6 @@ fn comparisons(filter: &str) -> MlflowResult<Vec<Comparison>> {
             )));
         }
         result.push(Comparison {
-            entity: Entity::Attribute,
             entity_text,
             key,
             op,
@@ -850,8 +849,9 @@ fn keyed(value: Option<&str>, test: Option<&TextTest>, present: bool) -> bool {
     }
 }
 
-fn resolve_entity(comparison: &Comparison) -> MlflowResult<Entity> {
-    match &comparison.entity_text {
+/// The entity a run search's identifier names (an attribute when it has no entity part).
+fn run_entity(entity_text: Option<&str>) -> MlflowResult<Entity> {
+    match entity_text {
         None => Ok(Entity::Attribute),
         Some(text) => Entity::parse(text).ok_or_else(|| {
             invalid(format!(
@@ -900,7 +900,7 @@ fn bad_op(op: Op, allowed: &str) -> MlflowError {
 pub fn parse_run_filter(filter: &str) -> MlflowResult<Vec<RunCondition>> {
     let mut conditions = Vec::new();
     for comparison in comparisons(filter)? {
-        let entity = resolve_entity(&comparison)?;
+        let entity = run_entity(comparison.entity_text.as_deref())?;
         let op = comparison.op;
         let key = comparison.key.clone();
         let condition = match entity {
@@ -1060,16 +1060,8 @@ pub fn parse_run_order_by(clauses: &[&str]) -> MlflowResult<Vec<OrderBy<RunSortK
     let mut result: Vec<OrderBy<RunSortKey>> = Vec::with_capacity(clauses.len());
     for clause in clauses {
         let (parts, ascending) = order_clause(clause)?;
-        let (_, entity_text, key) = parse_identifier(&parts)?;
-        let comparison_entity = match &entity_text {
-            None => Entity::Attribute,
-            Some(text) => Entity::parse(text).ok_or_else(|| {
-                invalid(format!(
-                    "Invalid entity type '{text}'. Valid values are ['metric', 'parameter', 'tag', 'attribute', 'dataset']"
-                ))
-            })?,
-        };
-        let key = match comparison_entity {
+        let (entity_text, key) = split_identifier(&parts);
+        let key = match run_entity(entity_text.as_deref())? {
             Entity::Metric => RunSortKey::Metric(key),
             Entity::Param => RunSortKey::Param(key),
             Entity::Tag => RunSortKey::Tag(key),
@@ -1428,7 +1420,7 @@ pub fn parse_experiment_order_by(
     let mut result = Vec::with_capacity(clauses.len() + 1);
     for clause in clauses {
         let (parts, ascending) = order_clause(clause)?;
-        let (_, entity_text, key) = parse_identifier(&parts)?;
+        let (entity_text, key) = split_identifier(&parts);
         match entity_text.as_deref() {
             None | Some("attribute") => {}
             Some("tag") | Some("tags") => {

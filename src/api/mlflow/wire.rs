@@ -102,7 +102,7 @@ impl Fields {
         match self.get(name) {
             None => Ok(None),
             Some(Value::String(text)) => Ok(Some(text)),
-            Some(Value::Array(list)) if list.iter().all(Value::is_string) => {
+            Some(Value::Array(list)) if self.from_query && list.iter().all(Value::is_string) => {
                 Ok(list.first().and_then(Value::as_str))
             }
             Some(other) => Err(type_error(name, other)),
