@@ -6,6 +6,7 @@ import itertools
 import json
 import os
 import subprocess
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any, Iterator
@@ -89,7 +90,7 @@ def mlflow(server: Server) -> Iterator[Any]:
         module.end_run()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def client(mlflow: Any) -> Any:
     """An ``MlflowClient`` of the server under test."""
     return mlflow.tracking.MlflowClient()

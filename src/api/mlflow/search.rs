@@ -215,7 +215,8 @@ fn identifier(
     loop {
         let c = chars.get(i).copied();
         match c {
-            Some(q @ ('"' | '`')) => {
+            // A single-quoted part only after a dot (`params.'my key'`); first, it is a value.
+            Some(q @ ('"' | '`')) | Some(q @ '\'') if q != '\'' || !parts.is_empty() => {
                 let (text, next) = quoted(chars, i + 1, q).ok_or_else(|| {
                     invalid(format!(
                         "Invalid filter '{input}': an unterminated quoted name"
@@ -391,10 +392,15 @@ fn comparisons(filter: &str) -> MlflowResult<Vec<Comparison>> {
             token.text()
         ))
     };
-    if tokens.is_empty() {
-        return Ok(result);
-    }
+    // MLflow lets stray ANDs pass (leading, trailing, doubled); so does this parser.
+    let is_and = |token: Option<&Token>| token.is_some_and(|t| t.is_word("AND"));
     loop {
+        while is_and(tokens.get(i)) {
+            i += 1;
+        }
+        if i >= tokens.len() {
+            break;
+        }
         // Identifier.
         let parts = match tokens.get(i) {
             Some(Token::Ident(parts)) => parts.clone(),
@@ -551,14 +557,7 @@ fn comparisons(filter: &str) -> MlflowResult<Vec<Comparison>> {
         });
         match tokens.get(i) {
             None => break,
-            Some(token) if token.is_word("AND") => {
-                i += 1;
-                if i >= tokens.len() {
-                    return Err(invalid(format!(
-                        "Invalid filter '{filter}'. Could not be parsed."
-                    )));
-                }
-            }
+            Some(token) if token.is_word("AND") => {}
             Some(other) => return Err(bad_clause(other)),
         }
     }
@@ -1662,6 +1661,9 @@ mod tests {
             "run_id NOT IN ('a')",
             "datasets.name = 'x'",
             "metrics.a.b = 2",
+            "params.lr = '0.1' AND",
+            "AND params.lr = '0.1' and and metrics.a > 1",
+            "params.'my key' = 'a'",
         ] {
             assert!(
                 parse_run_filter(ok).is_ok(),
@@ -1697,7 +1699,6 @@ mod tests {
             ),
             ("metrics.a > ", "Expected 3 tokens"),
             ("metrics.a", "Expected 3 tokens"),
-            ("params.a = 'x' AND", "Could not be parsed"),
             ("params.a = 'x", "unterminated"),
             ("params.a = x", "not quoted"),
             ("run_id IN ()", "empty list"),
