@@ -12,6 +12,7 @@ pub mod error;
 pub mod experiments;
 pub mod extract;
 pub mod metrics;
+pub mod mlflow;
 pub mod state;
 pub mod trials;
 
@@ -75,6 +76,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             async move { Json(openapi.as_ref().clone()) }
         }),
     )
+    .merge(mlflow::router())
     .route("/healthz", get(healthz))
     .route("/metrics", get(metrics::serve_metrics))
     .fallback(not_found)

@@ -450,6 +450,41 @@ impl Session {
         let observations = observations_at(metrics, step);
         let trial_id = self.ledger.trial(position).id;
         store.add_observations(trial_id, &observations).await?;
+        self.judge(store, position, step, metrics).await
+    }
+
+    /// The name of the trial whose store id is `trial_id`, if this experiment has it.
+    pub fn trial_name(&self, trial_id: i64) -> Option<&str> {
+        self.ledger
+            .trials()
+            .iter()
+            .find(|trial| trial.id == trial_id)
+            .map(|trial| trial.name.as_str())
+    }
+
+    /// Judges values of a running trial that are in the store already (logged to the trial's
+    /// run through the MLflow API): renews its lease and asks the early-stopping rule, as
+    /// [`Session::observe`] does once it has stored its values.
+    pub async fn observed(
+        &mut self,
+        store: &dyn Store,
+        trial: &str,
+        step: i64,
+        metrics: &[(String, f64)],
+    ) -> Result<Decision, EngineError> {
+        let position = self.running(trial)?;
+        self.judge(store, position, step, metrics).await
+    }
+
+    /// Renews the lease of the trial at `position` and asks the early-stopping rule about its
+    /// new values at `step`; a trial the rule stops is finished as EarlyStopped.
+    async fn judge(
+        &mut self,
+        store: &dyn Store,
+        position: usize,
+        step: i64,
+        metrics: &[(String, f64)],
+    ) -> Result<Decision, EngineError> {
         self.renew(position);
         let metric = &self.experiment.spec.objective.metric;
         if let Some(lease) = self.leases.get_mut(&position) {
