@@ -70,3 +70,13 @@ pub(super) async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
 pub(super) fn latest() -> i64 {
     MIGRATIONS.len() as i64
 }
+
+/// Applies the migrations up to and including `version` only (tests make stores of earlier
+/// schemas with it).
+#[cfg(test)]
+pub(super) async fn migrate_to(pool: &PgPool, version: i64) -> Result<(), StoreError> {
+    migrator()
+        .run_to(version, pool)
+        .await
+        .map_err(|error| StoreError::Migrate(Box::new(error)))
+}

@@ -546,3 +546,249 @@ async fn opening_an_unreachable_server_says_where() {
     assert!(message.contains("nowhere"), "{message}");
     assert!(!message.contains("secret"), "{message}");
 }
+
+/// A store written before migration 0004 (the tracking tables) gets them filled in from its
+/// experiments, trials and observations, as the SQLite store does; parameter values become
+/// params written as tuneflow writes them.
+#[tokio::test]
+async fn a_store_made_before_the_tracking_tables_gets_them_filled_in() {
+    use crate::store::tracking::{
+        DEFAULT_EXPERIMENT_ID, EXPERIMENT_TAG, KeyValue, MetricPoint, PARENT_RUN_TAG, RUN_NAME_TAG,
+        RunStatus, TRIAL_TAG, Tracking,
+    };
+    let Some(url) = server() else { return };
+    let schema = Schema::new(&url).await;
+    {
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(schema.options())
+            .await
+            .expect("connect");
+        super::migrate::migrate_to(&pool, 3)
+            .await
+            .expect("the schema before tracking");
+        for name in ["old", "Default"] {
+            // Specs refuse "Default" (not a DNS label); the store takes any name.
+            let mut spec = conformance::spec("old");
+            spec.name = name.to_string();
+            query::<Postgres>(
+                "INSERT INTO experiments (name, spec, document, seed, state, created_at, \
+                 started_at) VALUES ($1, $2, 'doc', 5, 'Interrupted', 1000, 1100)",
+            )
+            .bind(name)
+            .bind(serde_json::to_string(&spec).expect("spec"))
+            .execute(&pool)
+            .await
+            .expect("experiment");
+        }
+        for statement in [
+            "INSERT INTO events (experiment_id, trial_id, timestamp, kind) \
+             VALUES (1, NULL, 1900, 'Interrupted')",
+            "INSERT INTO trials (experiment_id, idx, name, state, parameters, objective, \
+             attempts, created_at, started_at, completed_at, step) VALUES \
+             (1, 0, 'old-0000', 'Succeeded', '{\"n\":3,\"x\":1e-05,\"opt\":\"adam\"}', 0.5, 1, \
+              1000, 1200, 1300, 2), \
+             (1, 1, 'old-0001', 'Pending', '{\"n\":4,\"x\":1.0,\"opt\":\"sgd\"}', NULL, 0, 1000, \
+              NULL, NULL, NULL), \
+             (2, 0, 'Default-0000', 'EarlyStopped', '{\"n\":5,\"x\":0.25,\"opt\":\"sgd\"}', NULL, \
+              1, 1000, 1200, 1400, 1)",
+            "INSERT INTO observations (trial_id, metric, step, value, timestamp) VALUES \
+             (1, 'loss', 0, 0.9, 1201), (1, 'loss', 2, 0.5, 1203), (1, 'loss', 1, 0.7, 1202), \
+             (1, 'loss', 2, 0.4, 1203), (1, 'accuracy', 0, 0.1, 1201), \
+             (3, 'loss', 0, 0.8, 1201)",
+        ] {
+            query::<Postgres>(statement)
+                .execute(&pool)
+                .await
+                .expect("rows");
+        }
+        pool.close().await;
+    }
+    let store = schema.open().await;
+    let tag = |run: &crate::store::tracking::Run, key: &str| {
+        run.tags
+            .iter()
+            .find(|t| t.key == key)
+            .map(|t| t.value.clone())
+    };
+
+    let tracking = store
+        .tracking_experiment_by_name("old")
+        .await
+        .expect("read")
+        .expect("backfilled");
+    assert_eq!(tracking.id, 1);
+    assert_eq!(tracking.experiment_id, Some(1));
+    assert_eq!(tracking.artifact_location, "mlflow-artifacts:/1");
+    assert_eq!((tracking.created_at, tracking.updated_at), (1000, 1000));
+    let default = store
+        .tracking_experiment(DEFAULT_EXPERIMENT_ID)
+        .await
+        .expect("read")
+        .expect("Default");
+    assert_eq!(default.experiment_id, Some(2), "linked to the tuneflow one");
+
+    let runs = store.runs(&[1]).await.expect("runs");
+    assert_eq!(runs.len(), 3, "a parent run and two trial runs");
+    let parent = runs
+        .iter()
+        .find(|r| r.info.trial_id.is_none())
+        .expect("parent");
+    assert_eq!(parent.info.status, RunStatus::Killed);
+    assert_eq!(parent.info.start_time, Some(1000));
+    assert_eq!(parent.info.end_time, Some(1900));
+    assert_eq!(tag(parent, EXPERIMENT_TAG).as_deref(), Some("old"));
+    assert_eq!(tag(parent, RUN_NAME_TAG).as_deref(), Some("old"));
+    for run in &runs {
+        let id = &run.info.run_id;
+        assert!(
+            id.len() == 32 && id.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')),
+            "{id}"
+        );
+        assert_eq!(&id[12..13], "4", "shaped like a version 4 UUID: {id}");
+        assert_eq!(
+            run.info.artifact_uri,
+            format!("mlflow-artifacts:/1/{id}/artifacts")
+        );
+    }
+
+    let trials = store.trials(1).await.expect("trials");
+    let done_id = store
+        .trial_run_id(trials[0].id)
+        .await
+        .expect("read")
+        .expect("a run");
+    let done = store.run(&done_id).await.expect("read").expect("run");
+    assert_eq!(done.info.status, RunStatus::Finished);
+    assert_eq!(
+        (done.info.start_time, done.info.end_time),
+        (Some(1200), Some(1300))
+    );
+    assert_eq!(
+        done.params,
+        [
+            KeyValue::new("n", "3"),
+            KeyValue::new("opt", "adam"),
+            KeyValue::new("x", "0.00001")
+        ],
+        "written as tuneflow writes parameter values"
+    );
+    assert_eq!(tag(&done, PARENT_RUN_TAG), Some(parent.info.run_id.clone()));
+    assert_eq!(tag(&done, TRIAL_TAG).as_deref(), Some("old-0000"));
+    let point = |key: &str, value, timestamp, step| MetricPoint {
+        key: key.to_string(),
+        value,
+        timestamp,
+        step,
+    };
+    assert_eq!(
+        done.metrics,
+        [point("accuracy", 0.1, 1201, 0), point("loss", 0.5, 1203, 2)],
+        "the latest values of the stored observations"
+    );
+    assert_eq!(
+        store
+            .metric_history(&done_id, "loss")
+            .await
+            .expect("history"),
+        [
+            point("loss", 0.9, 1201, 0),
+            point("loss", 0.7, 1202, 1),
+            point("loss", 0.5, 1203, 2),
+            point("loss", 0.4, 1203, 2)
+        ]
+    );
+    let pending_id = store
+        .trial_run_id(trials[1].id)
+        .await
+        .expect("read")
+        .expect("a run");
+    let pending = store.run(&pending_id).await.expect("read").expect("run");
+    assert_eq!(pending.info.status, RunStatus::Scheduled);
+    assert_eq!(
+        pending.params.iter().find(|p| p.key == "x"),
+        Some(&KeyValue::new("x", "1"))
+    );
+
+    // New experiments carry on from there, and the Default experiment outlives the tuneflow
+    // experiment called "Default".
+    let next = conformance::experiment(&store, "after").await;
+    assert_eq!(
+        store
+            .tracking_experiment_by_name("after")
+            .await
+            .expect("read")
+            .map(|e| e.id),
+        Some(2)
+    );
+    store
+        .create_trials(
+            next.id,
+            &next.spec,
+            &[conformance::new_trial("after", 0, TrialState::Running)],
+        )
+        .await
+        .expect("trials");
+    assert!(store.delete_experiment("Default").await.expect("delete"));
+    let default = store
+        .tracking_experiment(DEFAULT_EXPERIMENT_ID)
+        .await
+        .expect("read")
+        .expect("Default stays");
+    assert_eq!(default.experiment_id, None);
+    assert!(
+        store
+            .runs(&[DEFAULT_EXPERIMENT_ID])
+            .await
+            .expect("runs")
+            .is_empty(),
+        "the runs of the deleted experiment went with it"
+    );
+}
+
+/// Eight batches from two servers log one new param with eight values to one run: the first
+/// is written, every other one is a conflict, never a duplicate-key error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_params_have_one_winner() {
+    use crate::store::tracking::{DEFAULT_EXPERIMENT_ID, KeyValue, NewRun, Tracking};
+    let Some(url) = server() else { return };
+    let schema = Schema::new(&url).await;
+    let servers = [schema.open().await, schema.open().await];
+    let run = servers[0]
+        .create_run(&NewRun {
+            experiment_id: DEFAULT_EXPERIMENT_ID,
+            name: "param-race".to_string(),
+            user_id: "test".to_string(),
+            start_time: 1,
+            tags: Vec::new(),
+        })
+        .await
+        .expect("create run");
+    let mut tasks = Vec::new();
+    for worker in 0..8 {
+        let store = servers[worker % 2].clone();
+        let run_id = run.run_id.clone();
+        tasks.push(tokio::spawn(async move {
+            let value = format!("v{worker}");
+            let logged = store
+                .log_batch(&run_id, &[], &[KeyValue::new("lr", &value)], &[])
+                .await;
+            (value, logged)
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        match task.await.expect("no task panicked") {
+            (value, Ok(())) => winners.push(value),
+            (_, Err(StoreError::Conflict(_))) => {}
+            (_, Err(other)) => panic!("log_batch failed otherwise: {other:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    let stored = servers[1]
+        .run(&run.run_id)
+        .await
+        .expect("read")
+        .expect("the run");
+    assert_eq!(stored.params, [KeyValue::new("lr", &winners[0])]);
+}
