@@ -124,7 +124,8 @@ where
     let mut attempts: u32 = 0;
     loop {
         attempts += 1;
-        let error = match attempt(pool, access, input, &work).await {
+        let remaining = window.saturating_sub(started.elapsed());
+        let error = match attempt(pool, remaining, access, input, &work).await {
             Ok(value) => return Ok(value),
             Err(Failure::Final(error)) => return Err(error),
             Err(Failure::Transient(error)) => error,
@@ -178,10 +179,13 @@ where
     }
 }
 
-/// One attempt: a connection from the pool, the transaction, and the commit. A connection
-/// whose attempt failed on a connection error is closed instead of going back to the pool.
+/// One attempt: a connection from the pool (waiting at most `remaining`, the rest of the
+/// window), the transaction, and the commit. A connection whose attempt failed on a
+/// connection error is closed instead of going back to the pool. Only the wait for a
+/// connection is bounded here: cutting a transaction short could leave its COMMIT unresolved.
 async fn attempt<I, R, F>(
     pool: &PgPool,
+    remaining: Duration,
     access: Access,
     input: &I,
     work: &F,
@@ -191,10 +195,10 @@ where
     R: Send,
     F: for<'c> Fn(&'c mut PgConnection, &'c I) -> Work<'c, R> + Sync,
 {
-    let mut connection = pool
-        .acquire()
-        .await
-        .map_err(|e| before_commit(StoreError::from(e)))?;
+    let mut connection = match tokio::time::timeout(remaining, pool.acquire()).await {
+        Ok(acquired) => acquired.map_err(|e| before_commit(StoreError::from(e)))?,
+        Err(_) => return Err(Failure::Transient(sqlx_core::Error::PoolTimedOut.into())),
+    };
     let result = run(&mut connection, access, input, work).await;
     if matches!(result, Err(Failure::Transient(_) | Failure::Unknown { .. })) {
         connection.close_on_drop();

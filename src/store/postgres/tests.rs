@@ -792,3 +792,37 @@ async fn racing_params_have_one_winner() {
         .expect("the run");
     assert_eq!(stored.params, [KeyValue::new("lr", &winners[0])]);
 }
+
+/// Keys come back in byte order, as from SQLite, whatever the database's collation.
+#[tokio::test]
+async fn keys_are_listed_in_byte_order() {
+    use crate::store::tracking::{DEFAULT_EXPERIMENT_ID, KeyValue, NewRun, Tracking};
+    let Some(url) = server() else { return };
+    let schema = Schema::new(&url).await;
+    let store = schema.open().await;
+    let run = store
+        .create_run(&NewRun {
+            experiment_id: DEFAULT_EXPERIMENT_ID,
+            name: "order".to_string(),
+            user_id: "test".to_string(),
+            start_time: 1,
+            tags: Vec::new(),
+        })
+        .await
+        .expect("create run");
+    let params: Vec<KeyValue> = ["b", "B", "a", "_x", "Ä"]
+        .into_iter()
+        .map(|key| KeyValue::new(key, "1"))
+        .collect();
+    store
+        .log_batch(&run.run_id, &[], &params, &[])
+        .await
+        .expect("log");
+    let keys = |run: &crate::store::tracking::Run| -> Vec<String> {
+        run.params.iter().map(|p| p.key.clone()).collect()
+    };
+    let read = store.run(&run.run_id).await.expect("read").expect("run");
+    assert_eq!(keys(&read), ["B", "_x", "a", "b", "Ä"]);
+    let listed = store.runs(&[DEFAULT_EXPERIMENT_ID]).await.expect("runs");
+    assert_eq!(keys(&listed[0]), ["B", "_x", "a", "b", "Ä"]);
+}

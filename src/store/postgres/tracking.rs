@@ -8,6 +8,9 @@
 //! are. `run_latest_metrics` holds the latest value of every metric of every run, kept by
 //! statement triggers on both tables.
 //!
+//! Text is ordered byte by byte (`COLLATE "C"`), as SQLite orders it, whatever the database's
+//! collation: both stores list keys in the same order.
+//!
 //! Several servers may write at once, so a change that depends on what it reads locks the row
 //! first: a run is read `FOR NO KEY UPDATE` before it is logged to (so two batches logging the
 //! same new param take turns, and the second sees the first's value), a tracking experiment
@@ -126,7 +129,8 @@ async fn experiment(
     };
     let mut experiment = experiment_from_row(&row)?;
     experiment.tags = query_as::<Postgres, (String, String)>(
-        "SELECT key, value FROM tracking_experiment_tags WHERE experiment_id = $1 ORDER BY key",
+        "SELECT key, value FROM tracking_experiment_tags WHERE experiment_id = $1 \
+         ORDER BY key COLLATE \"C\"",
     )
     .bind(id)
     .fetch_all(connection)
@@ -294,7 +298,7 @@ async fn experiment_runs(
         "SELECT ",
         run_columns!(),
         " FROM runs WHERE experiment_id = ANY($1) \
-          ORDER BY experiment_id, start_time DESC NULLS LAST, run_uuid"
+          ORDER BY experiment_id, start_time DESC NULLS LAST, run_uuid COLLATE \"C\""
     ))
     .bind(ids)
     .fetch_all(&mut *connection)
@@ -325,7 +329,7 @@ async fn experiment_runs(
     };
     let params = query_as::<Postgres, (String, String, String)>(
         "SELECT d.run_uuid, d.key, d.value FROM runs r JOIN run_params d ON d.run_uuid = r.run_uuid \
-         WHERE r.experiment_id = ANY($1) ORDER BY d.run_uuid, d.key",
+         WHERE r.experiment_id = ANY($1) ORDER BY d.run_uuid COLLATE \"C\", d.key COLLATE \"C\"",
     )
     .bind(ids)
     .fetch_all(&mut *connection)
@@ -337,7 +341,7 @@ async fn experiment_runs(
     }
     let tags = query_as::<Postgres, (String, String, String)>(
         "SELECT d.run_uuid, d.key, d.value FROM runs r JOIN run_tags d ON d.run_uuid = r.run_uuid \
-         WHERE r.experiment_id = ANY($1) ORDER BY d.run_uuid, d.key",
+         WHERE r.experiment_id = ANY($1) ORDER BY d.run_uuid COLLATE \"C\", d.key COLLATE \"C\"",
     )
     .bind(ids)
     .fetch_all(&mut *connection)
@@ -348,7 +352,7 @@ async fn experiment_runs(
     let metrics = query::<Postgres>(
         "SELECT m.run_uuid, m.key, m.step, m.timestamp, m.value \
          FROM runs r JOIN run_latest_metrics m ON m.run_uuid = r.run_uuid \
-         WHERE r.experiment_id = ANY($1) ORDER BY m.run_uuid, m.key",
+         WHERE r.experiment_id = ANY($1) ORDER BY m.run_uuid COLLATE \"C\", m.key COLLATE \"C\"",
     )
     .bind(ids)
     .fetch_all(connection)
@@ -375,7 +379,7 @@ async fn full_run(connection: &mut PgConnection, run_id: &str) -> Result<Option<
     };
     let params = pairs(
         query_as::<Postgres, (String, String)>(
-            "SELECT key, value FROM run_params WHERE run_uuid = $1 ORDER BY key",
+            "SELECT key, value FROM run_params WHERE run_uuid = $1 ORDER BY key COLLATE \"C\"",
         )
         .bind(run_id)
         .fetch_all(&mut *connection)
@@ -383,7 +387,7 @@ async fn full_run(connection: &mut PgConnection, run_id: &str) -> Result<Option<
     );
     let tags = pairs(
         query_as::<Postgres, (String, String)>(
-            "SELECT key, value FROM run_tags WHERE run_uuid = $1 ORDER BY key",
+            "SELECT key, value FROM run_tags WHERE run_uuid = $1 ORDER BY key COLLATE \"C\"",
         )
         .bind(run_id)
         .fetch_all(&mut *connection)
@@ -391,7 +395,7 @@ async fn full_run(connection: &mut PgConnection, run_id: &str) -> Result<Option<
     );
     let metrics = query::<Postgres>(
         "SELECT key, step, timestamp, value FROM run_latest_metrics \
-         WHERE run_uuid = $1 ORDER BY key",
+         WHERE run_uuid = $1 ORDER BY key COLLATE \"C\"",
     )
     .bind(run_id)
     .fetch_all(connection)
@@ -506,7 +510,7 @@ impl Tracking for PostgresStore {
                     .collect();
                 let tags = query_as::<Postgres, (i64, String, String)>(
                     "SELECT experiment_id, key, value FROM tracking_experiment_tags \
-                     ORDER BY experiment_id, key",
+                     ORDER BY experiment_id, key COLLATE \"C\"",
                 )
                 .fetch_all(connection)
                 .await?;
