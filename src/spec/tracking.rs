@@ -7,7 +7,6 @@
 use url::Url;
 
 use super::document::Node;
-use super::error::SpecError;
 use super::model::Tracking;
 use super::walk::{Reader, error_at};
 

@@ -11,9 +11,9 @@
 //! state the contract in code and run against every backend.
 
 pub mod sqlite;
-pub mod tracking;
 #[cfg(test)]
 mod tests;
+pub mod tracking;
 
 use std::path::{Path, PathBuf};
 

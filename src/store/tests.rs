@@ -988,7 +988,13 @@ pub(crate) async fn create_trials_enforces_the_caps_and_refuses_taken_indices(st
         matches!(&refused, Err(StoreError::Conflict(m)) if m.contains("parallelTrialCount (2)")),
         "{refused:?}"
     );
-    assert!(store.trials(experiment.id).await.expect("trials").is_empty());
+    assert!(
+        store
+            .trials(experiment.id)
+            .await
+            .expect("trials")
+            .is_empty()
+    );
     let two = store
         .create_trials(experiment.id, &capped, &three[..2])
         .await

@@ -274,8 +274,7 @@ pub trait Tracking: Send + Sync {
     ) -> Result<TrackingExperiment, StoreError>;
 
     /// The tracking experiment with this id, deleted or not.
-    async fn tracking_experiment(&self, id: i64)
-    -> Result<Option<TrackingExperiment>, StoreError>;
+    async fn tracking_experiment(&self, id: i64) -> Result<Option<TrackingExperiment>, StoreError>;
 
     /// The tracking experiment with this name, deleted or not.
     async fn tracking_experiment_by_name(
@@ -297,11 +296,7 @@ pub trait Tracking: Send + Sync {
     ) -> Result<(), StoreError>;
 
     /// Sets (adds or replaces) a tag of a tracking experiment.
-    async fn set_tracking_experiment_tag(
-        &self,
-        id: i64,
-        tag: &KeyValue,
-    ) -> Result<(), StoreError>;
+    async fn set_tracking_experiment_tag(&self, id: i64, tag: &KeyValue) -> Result<(), StoreError>;
 
     /// Creates a run with a new id, status Running.
     async fn create_run(&self, run: &NewRun) -> Result<RunInfo, StoreError>;
