@@ -33,10 +33,12 @@ const HISTORY_PAGE: u32 = 25_000;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The server could not be reached or did not answer in time, after every retry.
-    #[error("cannot reach MLflow at {url}: {source}")]
+    #[error("cannot reach MLflow at {url}: {reason}")]
     Unreachable {
-        /// The request's URL.
+        /// The request's URL, without its query.
         url: String,
+        /// The innermost cause (`Connection refused`, `operation timed out`).
+        reason: String,
         /// The transport's error.
         #[source]
         source: reqwest::Error,
@@ -88,6 +90,18 @@ impl ClientError {
         matches!(self, ClientError::Status { status: 404, .. })
             || matches!(self, ClientError::Status { code: Some(code), .. } if code == "RESOURCE_DOES_NOT_EXIST")
     }
+}
+
+/// The innermost error's message: reqwest's own says only "error sending request".
+fn root_cause(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        return "no answer in time".to_string();
+    }
+    let mut cause: &dyn std::error::Error = error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
 }
 
 fn is_retryable(status: u16) -> bool {
@@ -425,6 +439,7 @@ impl Client {
     ) -> Result<T, ClientError> {
         let unreachable = |source: reqwest::Error| ClientError::Unreachable {
             url: self.url(endpoint).to_string(),
+            reason: root_cause(&source),
             source,
         };
         let response = request.send().await.map_err(unreachable)?;
