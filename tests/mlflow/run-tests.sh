@@ -1,34 +1,37 @@
 #!/usr/bin/env bash
-# Runs the tests against a real MLflow server: builds tuneflow, makes (or reuses) a venv with
-# the pinned mlflow and pytest, and runs pytest on this folder. Extra arguments go to pytest.
+# Tests of tuneflow's MLflow tracking API with the official MLflow Python client.
 #
-#   tests/mlflow/run-tests.sh [-k export]
+#   TUNEFLOW_BIN=target/debug/tuneflow tests/mlflow/run-tests.sh [PYTEST ARGS...]
 #
-# TUNEFLOW_MLFLOW_VENV   where the venv lives (default ~/.cache/tuneflow-ci/mlflow-venv); it is
-#                        rebuilt when requirements.txt changes.
-# TUNEFLOW_BIN           a tuneflow binary to test instead of building one.
+# The virtual environment is ${TUNEFLOW_MLFLOW_VENV:-$HOME/.cache/tuneflow-ci/mlflow-venv}; it
+# is created when missing, and requirements.txt is installed into it (a no-op when it is).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
-venv="${TUNEFLOW_MLFLOW_VENV:-$HOME/.cache/tuneflow-ci/mlflow-venv}"
-stamp="$venv/.requirements.sha256"
-want="$(sha256sum "$here/requirements.txt" | cut -d' ' -f1)"
+root="$(cd "$here/../.." && pwd)"
 
-if [[ ! -x "$venv/bin/python" || ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
-    echo "creating the MLflow test venv in $venv" >&2
-    rm -rf "$venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --upgrade pip
-    "$venv/bin/pip" install --quiet -r "$here/requirements.txt"
-    echo "$want" > "$stamp"
+TUNEFLOW_BIN="${TUNEFLOW_BIN:-$root/target/debug/tuneflow}"
+if [[ ! -x "$TUNEFLOW_BIN" ]]; then
+  echo "run-tests.sh: TUNEFLOW_BIN=$TUNEFLOW_BIN is not an executable file (run cargo build first)" >&2
+  exit 2
 fi
+TUNEFLOW_BIN="$(cd "$(dirname "$TUNEFLOW_BIN")" && pwd)/$(basename "$TUNEFLOW_BIN")"
+export TUNEFLOW_BIN
 
-if [[ -z "${TUNEFLOW_BIN:-}" ]]; then
-    (cd "$repo" && cargo build --quiet --bin tuneflow)
-    target="$(cd "$repo" && realpath -m "${CARGO_TARGET_DIR:-target}")"
-    export TUNEFLOW_BIN="$target/debug/tuneflow"
+venv="${TUNEFLOW_MLFLOW_VENV:-${HOME:-/root}/.cache/tuneflow-ci/mlflow-venv}"
+if [[ ! -x "$venv/bin/python" ]]; then
+  echo "== creating $venv"
+  mkdir -p "$(dirname "$venv")"
+  python3 -m venv "$venv"
 fi
-export PATH="$venv/bin:$PATH"
-cd "$repo"
-exec "$venv/bin/python" -m pytest "$here" "$@"
+py="$venv/bin/python"
+
+echo "== pip install (tests/mlflow/requirements.txt)"
+"$py" -m pip install --quiet --disable-pip-version-check -r "$here/requirements.txt"
+
+echo "== pytest tests/mlflow (mlflow $("$py" -c 'import mlflow; print(mlflow.__version__)'))"
+cd "$here"
+# No telemetry, no git lookups, no prompts: the client only talks to the server under test.
+MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true GIT_PYTHON_REFRESH=quiet \
+  "$py" -m pytest "$here" -p no:cacheprovider -q "$@"
+echo "mlflow client: all tests passed"
