@@ -279,14 +279,17 @@ pub struct RunUpdate {
 ///   active run is updated, logged to or untagged; otherwise it is a
 ///   [`StoreError::Conflict`] saying it is deleted.
 /// - The Default experiment cannot be deleted ([`StoreError::Conflict`]): clients that name no
-///   experiment log to it, and MLflow's file store refuses this too.
+///   experiment log to it. MLflow's file store refuses this too ("an internally reserved
+///   experiment"); its SQL store allows it, after which those clients fail.
 /// - The tracking experiment of a tuneflow experiment cannot be renamed
 ///   ([`StoreError::Conflict`]): the two share their name, and the store finds one by the
 ///   other's.
 /// - A tuneflow experiment whose name an MLflow client took first takes that tracking
 ///   experiment over (restoring it if it was deleted) instead of failing.
-/// - Deleting or restoring an experiment deletes or restores every run of it, as MLflow does;
-///   setting the lifecycle something already has changes nothing.
+/// - Deleting or restoring an experiment deletes or restores every run of it, as MLflow does.
+///   Setting the lifecycle something already has changes nothing (MLflow answers "not
+///   found" to deleting a deleted experiment; the API may check the lifecycle first to do
+///   the same).
 /// - Setting the `mlflow.runName` tag renames the run, as in MLflow.
 /// - Timestamps are [`Micros`] like everywhere in the store (MLflow's REST API speaks
 ///   milliseconds: the API converts).
