@@ -30,7 +30,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::engine::Engine;
+use crate::engine::{Engine, TrackingEndpoint};
 use crate::executor::local::LocalExecutor;
 use crate::store::{self, StoreLocation};
 use error::ApiError;
@@ -161,9 +161,6 @@ pub async fn serve(
     }
     let location = StoreLocation::parse(&config.store)?;
     let store: Arc<dyn store::Store> = Arc::from(store::open(&location).await?);
-    let engine = Engine::new(store.clone(), Arc::new(LocalExecutor), location.logs_dir());
-    let base_dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let state = Arc::new(AppState::new(store, engine, token, base_dir));
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .map_err(|source| ServeError::Bind {
@@ -171,23 +168,80 @@ pub async fn serve(
             source,
         })?;
     let bound = listener.local_addr()?;
+    let engine = Engine::new(store.clone(), Arc::new(LocalExecutor), location.logs_dir())
+        .with_tracking(endpoint_for(bound, token.clone()));
+    let base_dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let state = Arc::new(AppState::new(store, engine, token, base_dir));
     if let Err(e) = state.adopt().await {
         tracing::error!("cannot resume the store's experiments: {}", e.message());
     }
     let sweeper = tokio::spawn(sweep_leases(state.clone(), shutdown.clone()));
     ready(bound);
+    let served = serve_on(listener, state.clone(), shutdown.clone()).await;
+    shutdown.cancel();
+    let _ = sweeper.await;
+    state.shutdown().await;
+    Ok(served?)
+}
+
+/// Serves `state`'s routes on `listener` until `shutdown`, with TCP_NODELAY on every
+/// connection (answers are small and written in one piece; Nagle would only delay them).
+async fn serve_on(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!("cannot set TCP_NODELAY: {e}");
         }
     });
-    let served = axum::serve(listener, router(state.clone()))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await;
-    shutdown.cancel();
-    let _ = sweeper.await;
-    state.shutdown().await;
-    Ok(served?)
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}
+
+/// The tracking endpoint local trials reach a server bound to `bound` at: a wildcard address
+/// is reached through loopback.
+fn endpoint_for(bound: SocketAddr, token: Option<String>) -> TrackingEndpoint {
+    let host = match bound.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => {
+            SocketAddr::from(([127, 0, 0, 1], bound.port()))
+        }
+        ip if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, bound.port()))
+        }
+        _ => bound,
+    };
+    TrackingEndpoint {
+        uri: format!("http://{host}"),
+        token,
+    }
+}
+
+/// Serves the API over `store` on a free loopback port for the trials of one `tuneflow run`
+/// (the MLflow collector's runs and pushed observations) until `shutdown`; returns the
+/// endpoint trials reach it at. It adopts no experiments and sweeps no leases: the run loop
+/// owns its experiment.
+pub async fn serve_for_trials(
+    store: Arc<dyn store::Store>,
+    logs_dir: PathBuf,
+    shutdown: CancellationToken,
+) -> Result<TrackingEndpoint, ServeError> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    let endpoint = endpoint_for(listener.local_addr()?, None);
+    let engine = Engine::new(store.clone(), Arc::new(LocalExecutor), logs_dir);
+    let base_dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let state = Arc::new(AppState::new(store, engine, None, base_dir));
+    tokio::spawn(async move {
+        if let Err(e) = serve_on(listener, state, shutdown).await {
+            tracing::error!("the tracking API for trials stopped: {e}");
+        }
+    });
+    Ok(endpoint)
 }
 
 /// Fails expired leases until shutdown.

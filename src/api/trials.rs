@@ -337,7 +337,11 @@ pub async fn heartbeat(
     Names((name, trial)): Names<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let session = state.session(&name).await?;
-    session.lock().await.heartbeat(&trial)?;
+    session
+        .lock()
+        .await
+        .heartbeat(state.store.as_ref(), &trial)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -13,7 +13,7 @@ use super::progress::Display;
 use super::{Exit, RunArgs};
 use crate::engine::{Engine, RunRequest, rules};
 use crate::executor::local::LocalExecutor;
-use crate::spec;
+use crate::spec::{self, CollectorKind};
 use crate::store::{self, ExperimentState, StoreLocation};
 use crate::summary::{self, BestTrial, ExperimentSummary, TrialSummary};
 
@@ -48,7 +48,17 @@ pub async fn run(store_url: &str, args: RunArgs) -> anyhow::Result<Exit> {
     };
     let location = StoreLocation::parse(store_url)?;
     let store: Arc<dyn store::Store> = Arc::from(store::open(&location).await?);
-    let engine = Engine::new(store.clone(), Arc::new(LocalExecutor), location.logs_dir());
+    let mut engine = Engine::new(store.clone(), Arc::new(LocalExecutor), location.logs_dir());
+    // Trials that log through MLflow's client need a tracking API; it lives as long as the run.
+    let tracking_shutdown = CancellationToken::new();
+    let _stop_tracking = tracking_shutdown.clone().drop_guard();
+    if spec.metrics_collector.kind == CollectorKind::MLflow {
+        let endpoint =
+            crate::api::serve_for_trials(store.clone(), location.logs_dir(), tracking_shutdown)
+                .await?;
+        tracing::info!("trials log to the MLflow tracking API at {}", endpoint.uri);
+        engine = engine.with_tracking(endpoint);
+    }
     let base_dir = args
         .file
         .parent()

@@ -47,13 +47,13 @@ pub struct Collector {
 }
 
 impl Collector {
-    /// Builds the collector a spec asks for. `None` when nothing is parsed (Push, None).
+    /// Builds the collector a spec asks for. `None` when nothing is parsed (Push, None, MLflow).
     ///
     /// The regexes were checked when the spec was validated; a bad one here is reported as an
     /// error all the same.
     pub fn for_spec(spec: &MetricsCollector) -> Result<Option<Collector>, regex::Error> {
         match spec.kind {
-            CollectorKind::Push | CollectorKind::None => Ok(None),
+            CollectorKind::Push | CollectorKind::None | CollectorKind::MLflow => Ok(None),
             CollectorKind::File
                 if spec.file.as_ref().map(|f| f.format) == Some(FileFormat::Json) =>
             {

@@ -137,6 +137,17 @@ pub struct Engine {
     store: Arc<dyn Store>,
     executor: Arc<dyn Executor>,
     logs_dir: PathBuf,
+    tracking: Option<Arc<TrackingEndpoint>>,
+}
+
+/// Where trials with the MLflow collector send their metrics: a tuneflow tracking API over
+/// the engine's store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackingEndpoint {
+    /// The server's base URL (`MLFLOW_TRACKING_URI`).
+    pub uri: String,
+    /// Its bearer token, if it asks for one (`MLFLOW_TRACKING_TOKEN`).
+    pub token: Option<String>,
 }
 
 impl Engine {
@@ -147,7 +158,14 @@ impl Engine {
             store,
             executor,
             logs_dir,
+            tracking: None,
         }
+    }
+
+    /// The same engine, with trials of the MLflow collector logging to `endpoint`.
+    pub fn with_tracking(mut self, endpoint: TrackingEndpoint) -> Engine {
+        self.tracking = Some(Arc::new(endpoint));
+        self
     }
 
     /// The log file of a trial.
@@ -562,6 +580,7 @@ impl LaunchContext<'_> {
         let cancel = self.cancel.child_token();
         let collector = self.collector.clone();
         let stopping = self.stopper.map(|s| (Arc::clone(s), trial.index));
+        let tracking = self.engine.tracking.clone();
         running.spawn(async move {
             let result = match prepared {
                 Ok((job, metrics_file)) => {
@@ -576,16 +595,12 @@ impl LaunchContext<'_> {
                         collector,
                         cancel,
                         stopping,
+                        tracking,
                     }
                     .execute()
                     .await
                 }
-                Err(message) => Ok(Execution {
-                    exit: crate::executor::TrialExit::SpawnFailed(message),
-                    objective: None,
-                    pruned: false,
-                    step: None,
-                }),
+                Err(message) => Ok(Execution::not_started(message)),
             };
             (position, result)
         });

@@ -10,6 +10,17 @@
 //!
 //! A session is not shared between tasks: its owner (the REST API's session registry) holds it
 //! behind a mutex, so calls on one experiment are serialised and no trial is handed out twice.
+//!
+//! # Several servers on one store
+//!
+//! On a store several processes share ([`Store::is_shared`], PostgreSQL), every server keeps a
+//! session for the same experiment. None of them claims it; instead each session reloads the
+//! trials the others recorded before it suggests, and whenever it meets a trial it does not
+//! know ([`Session::sync`]). The store itself keeps them apart: `create_trials` enforces
+//! `maxTrialCount` and `parallelTrialCount` inside its transaction and refuses taken indices,
+//! and `finish_trial` refuses a trial that is final already, so the worst a race costs is a
+//! retry. A server watches the leases of the trials it handed out or heard from; a trial
+//! another server handed out is only expired by a server its client talks to.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -25,7 +36,8 @@ use super::stopping::{Stopper, stopped_message};
 use super::{EngineError, build_algorithm, is_exhausted, owner_is_alive, record_suggestions};
 use crate::spec::ExperimentSpec;
 use crate::store::{
-    Experiment, ExperimentState, Observation, Store, Trial, TrialOutcome, TrialState, now_micros,
+    Experiment, ExperimentState, Observation, Store, StoreError, Trial, TrialOutcome, TrialState,
+    now_micros,
 };
 
 /// How long a client may hold a trial without reporting when `trialLeaseSeconds` is not set.
@@ -117,6 +129,8 @@ pub struct Session {
     lease: Duration,
     owner: String,
     stopper: Option<Stopper>,
+    /// True on a shared store: see the module documentation.
+    shared: bool,
 }
 
 impl std::fmt::Debug for Session {
@@ -130,8 +144,9 @@ impl std::fmt::Debug for Session {
 
 impl Session {
     /// Takes over serving `experiment`: claims it for `owner` (so that no other live process
-    /// hands out its trials), rebuilds the ledger from the store, gives every running trial a
-    /// fresh lease and settles an experiment whose end was not recorded yet.
+    /// hands out its trials; on a shared store it shares it instead), rebuilds the ledger from
+    /// the store, gives every running trial a fresh lease and settles an experiment whose end
+    /// was not recorded yet.
     pub async fn load(
         store: &dyn Store,
         experiment: Experiment,
@@ -145,9 +160,11 @@ impl Session {
                 experiment.name
             )));
         }
-        if let Some(other) = store
-            .claim_experiment(experiment.id, owner, owner_is_alive)
-            .await?
+        let shared = store.is_shared();
+        if !shared
+            && let Some(other) = store
+                .claim_experiment(experiment.id, owner, owner_is_alive)
+                .await?
         {
             return Err(EngineError::Busy {
                 name: experiment.name.clone(),
@@ -187,6 +204,7 @@ impl Session {
             lease,
             owner: owner.to_string(),
             stopper,
+            shared,
         };
         if session.experiment.state == ExperimentState::Created
             || session.experiment.state == ExperimentState::Interrupted
@@ -206,9 +224,74 @@ impl Session {
 
     /// Gives up the claim on the experiment (when the server stops).
     pub async fn release(&self, store: &dyn Store) -> Result<(), EngineError> {
+        if self.shared {
+            return Ok(());
+        }
         Ok(store
             .release_experiment(self.experiment.id, &self.owner)
             .await?)
+    }
+
+    /// On a shared store, takes in what other processes recorded since this session last
+    /// looked: the experiment's state and spec, new trials, and trials they finished. Does
+    /// nothing on a store this process has to itself.
+    pub async fn sync(&mut self, store: &dyn Store) -> Result<(), EngineError> {
+        if !self.shared {
+            return Ok(());
+        }
+        self.reload(store).await?;
+        self.settle(store).await
+    }
+
+    /// The reading half of [`Session::sync`], which does not settle the experiment.
+    async fn reload(&mut self, store: &dyn Store) -> Result<(), EngineError> {
+        let current = store
+            .experiment(&self.experiment.name)
+            .await?
+            .filter(|e| e.id == self.experiment.id)
+            .ok_or_else(|| StoreError::NotFound(self.experiment.name.clone()))?;
+        self.experiment = current;
+        let mut changed = Vec::new();
+        for trial in store.trials(self.experiment.id).await? {
+            match self.positions.get(&trial.name) {
+                Some(&position) => {
+                    let known = self.ledger.trial(position);
+                    if known.state == trial.state || known.state.is_final() {
+                        continue;
+                    }
+                    if trial.state.is_final() {
+                        self.leases.remove(&position);
+                    }
+                    self.ledger.update(
+                        position,
+                        trial.state,
+                        trial.objective,
+                        trial.message.clone(),
+                        trial.step,
+                    );
+                }
+                None => {
+                    self.positions
+                        .insert(trial.name.clone(), self.ledger.trials().len());
+                    self.ledger.push(trial.clone());
+                }
+            }
+            changed.push(trial);
+        }
+        if let Some(stopper) = &self.stopper {
+            stopper.load(store, &changed).await?;
+        }
+        self.exhausted |= is_exhausted(self.algorithm.as_ref(), self.ledger.trials().len());
+        Ok(())
+    }
+
+    /// The position of trial `name`, reloading the trials once when it is not known (another
+    /// server of a shared store may have handed it out).
+    async fn locate(&mut self, store: &dyn Store, trial: &str) -> Result<usize, EngineError> {
+        if !self.positions.contains_key(trial) {
+            self.sync(store).await?;
+        }
+        self.position(trial)
     }
 
     /// Hands out up to `count` new trials, recorded as Running before this returns.
@@ -217,21 +300,9 @@ impl Session {
         store: &dyn Store,
         count: u32,
     ) -> Result<Suggested, EngineError> {
-        let slots = match self.limit() {
-            Some(_) => 0,
-            None => rules::new_trial_slots(self.spec(), &self.ledger.counts()).min(count),
-        };
+        self.sync(store).await?;
         let mut trials = Vec::new();
-        if slots > 0 {
-            let (created, exhausted) = record_suggestions(
-                store,
-                &self.experiment,
-                self.algorithm.as_ref(),
-                &self.ledger,
-                slots,
-                TrialState::Running,
-            )
-            .await?;
+        if let Some((created, exhausted)) = self.record(store, count).await? {
             self.exhausted |= exhausted
                 || is_exhausted(
                     self.algorithm.as_ref(),
@@ -271,6 +342,44 @@ impl Session {
             done,
             reason,
         })
+    }
+
+    /// Records up to `count` new suggestions as Running trials: `None` when no slot is free,
+    /// else the trials and whether the algorithm ran out. On a shared store, another server
+    /// may take the slots or the indices first; the session then reloads and tries again.
+    async fn record(
+        &mut self,
+        store: &dyn Store,
+        count: u32,
+    ) -> Result<Option<(Vec<Trial>, bool)>, EngineError> {
+        const ATTEMPTS: usize = 8;
+        for attempt in 1..=ATTEMPTS {
+            let slots = match self.limit() {
+                Some(_) => 0,
+                None => rules::new_trial_slots(self.spec(), &self.ledger.counts()).min(count),
+            };
+            if slots == 0 {
+                return Ok(None);
+            }
+            match record_suggestions(
+                store,
+                &self.experiment,
+                self.algorithm.as_ref(),
+                &self.ledger,
+                slots,
+                TrialState::Running,
+            )
+            .await
+            {
+                Ok(recorded) => return Ok(Some(recorded)),
+                Err(StoreError::Conflict(why)) if self.shared && attempt < ATTEMPTS => {
+                    tracing::debug!(experiment = %self.experiment.name, %why, "suggestion raced another server; reloading");
+                    self.sync(store).await?;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(None)
     }
 
     /// Why no new trial may start now, if so: `(done, reason)`, where `done` says that none
@@ -330,6 +439,7 @@ impl Session {
         step: i64,
         metrics: &[(String, f64)],
     ) -> Result<Decision, EngineError> {
+        self.locate(store, trial).await?;
         let position = self.running(trial)?;
         check_metrics(metrics, step)?;
         if metrics.is_empty() {
@@ -362,6 +472,7 @@ impl Session {
         step: i64,
         metrics: &[(String, f64)],
     ) -> Result<Decision, EngineError> {
+        self.locate(store, trial).await?;
         let position = self.running(trial)?;
         self.judge(store, position, step, metrics).await
     }
@@ -375,10 +486,9 @@ impl Session {
         step: i64,
         metrics: &[(String, f64)],
     ) -> Result<Decision, EngineError> {
+        self.renew(position);
         let metric = &self.experiment.spec.objective.metric;
-        let deadline = Instant::now() + self.lease;
         if let Some(lease) = self.leases.get_mut(&position) {
-            lease.deadline = deadline;
             for (name, value) in metrics {
                 lease.observe(name, metric, step, *value);
             }
@@ -409,13 +519,21 @@ impl Session {
     }
 
     /// Renews a running trial's lease.
-    pub fn heartbeat(&mut self, trial: &str) -> Result<(), EngineError> {
+    pub async fn heartbeat(&mut self, store: &dyn Store, trial: &str) -> Result<(), EngineError> {
+        self.locate(store, trial).await?;
         let position = self.running(trial)?;
-        let deadline = Instant::now() + self.lease;
-        if let Some(lease) = self.leases.get_mut(&position) {
-            lease.deadline = deadline;
-        }
+        self.renew(position);
         Ok(())
+    }
+
+    /// Starts a running trial's lease over (taking it on when another server handed it out).
+    fn renew(&mut self, position: usize) {
+        let deadline = Instant::now() + self.lease;
+        let strategy = self.objective_strategy();
+        self.leases
+            .entry(position)
+            .or_insert_with(|| Lease::new(deadline, strategy))
+            .deadline = deadline;
     }
 
     /// Ends a trial as the client says. A trial that is already EarlyStopped or Killed stays
@@ -426,7 +544,7 @@ impl Session {
         trial: &str,
         outcome: ClientOutcome,
     ) -> Result<Trial, EngineError> {
-        let position = self.position(trial)?;
+        let position = self.locate(store, trial).await?;
         let current = self.ledger.trial(position);
         if matches!(current.state, TrialState::EarlyStopped | TrialState::Killed) {
             return Ok(current.clone());
@@ -547,9 +665,23 @@ impl Session {
         observations: &[Observation],
     ) -> Result<(), EngineError> {
         let trial_id = self.ledger.trial(position).id;
-        store
+        let finished = store
             .finish_trial(trial_id, self.experiment.id, &outcome, observations)
-            .await?;
+            .await;
+        if let Err(StoreError::Conflict(why)) = &finished
+            && self.shared
+        {
+            // Another server ended it first: take in its verdict and say so.
+            let why = why.clone();
+            self.reload(store).await?;
+            let current = self.ledger.trial(position);
+            return Err(EngineError::TrialFinished {
+                trial: current.name.clone(),
+                state: current.state,
+                detail: current.message.clone().or(Some(why)),
+            });
+        }
+        finished?;
         self.leases.remove(&position);
         if let Some(stopper) = &self.stopper {
             stopper.finish(self.ledger.trial(position).index, outcome.state);

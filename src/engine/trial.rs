@@ -1,6 +1,10 @@
 //! Running one trial: the executor's output goes through the collector into the store while
 //! the process runs, in batches; at the end the objective is computed from what the store
 //! holds. The engine decides the trial's final state from the returned [`Execution`].
+//!
+//! With the Push and MLflow collectors the trial writes its observations into the store itself
+//! (through the REST or the MLflow tracking API, possibly served by another process); the
+//! early-stopping rule then learns of them by reading the store at the flush pace.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,9 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 use tuneflow_algorithms::stopping::StopDecision;
 
-use super::EngineError;
 use super::rules;
 use super::stopping::Stopper;
+use super::{EngineError, TrackingEndpoint};
 use crate::collector::Collector;
 use crate::collector::tail::FileTail;
 use crate::executor::{Executor, ExecutorEvent, TrialExit, TrialJob};
@@ -38,6 +42,69 @@ pub struct Execution {
     pub step: Option<i64>,
 }
 
+impl Execution {
+    /// A trial that could not start, for `message`.
+    pub fn not_started(message: String) -> Execution {
+        Execution {
+            exit: TrialExit::SpawnFailed(message),
+            objective: None,
+            pruned: false,
+            step: None,
+        }
+    }
+}
+
+/// The environment that points MLflow's client in a trial at the trial's own run, or why
+/// there is none.
+async fn mlflow_env(
+    store: &dyn Store,
+    trial_id: i64,
+    tracking: Option<&TrackingEndpoint>,
+) -> Result<Result<Vec<(String, String)>, String>, EngineError> {
+    let Some(tracking) = tracking else {
+        return Ok(Err(
+            "the MLflow collector needs tuneflow's tracking API, which this \
+                       process does not serve; run the experiment with `tuneflow run` or \
+                       `tuneflow serve`"
+                .to_string(),
+        ));
+    };
+    let Some(run_id) = store.trial_run_id(trial_id).await? else {
+        return Ok(Err("the trial has no MLflow run in the store".to_string()));
+    };
+    let mut env = vec![
+        ("MLFLOW_TRACKING_URI".to_string(), tracking.uri.clone()),
+        ("MLFLOW_RUN_ID".to_string(), run_id),
+    ];
+    if let Some(token) = &tracking.token {
+        env.push(("MLFLOW_TRACKING_TOKEN".to_string(), token.clone()));
+    }
+    Ok(Ok(env))
+}
+
+/// The observations a trial wrote into the store itself, and which of them the
+/// early-stopping rule has seen.
+struct StoredObservations {
+    enabled: bool,
+    seen: std::collections::HashSet<(i64, i64, u64)>,
+}
+
+impl StoredObservations {
+    fn new(enabled: bool) -> StoredObservations {
+        StoredObservations {
+            enabled,
+            seen: std::collections::HashSet::new(),
+        }
+    }
+
+    /// The observations of `all` not seen before (a client may log out of step order).
+    fn fresh(&mut self, all: Vec<Observation>) -> Vec<Observation> {
+        all.into_iter()
+            .filter(|o| self.seen.insert((o.step, o.timestamp, o.value.to_bits())))
+            .collect()
+    }
+}
+
 /// One trial to run.
 pub struct TrialRun {
     /// The store.
@@ -60,6 +127,8 @@ pub struct TrialRun {
     pub cancel: CancellationToken,
     /// The experiment's early-stopping rule and this trial's index, when it has one.
     pub stopping: Option<(Arc<Stopper>, u64)>,
+    /// The tracking API trials of the MLflow collector log to.
+    pub tracking: Option<Arc<TrackingEndpoint>>,
 }
 
 impl TrialRun {
@@ -71,13 +140,26 @@ impl TrialRun {
             spec,
             experiment_id,
             trial_id,
-            job,
+            mut job,
             metrics_file,
             collector,
             cancel,
             stopping,
+            tracking,
         } = self;
+        if spec.metrics_collector.kind == CollectorKind::MLflow {
+            match mlflow_env(store.as_ref(), trial_id, tracking.as_deref()).await? {
+                Ok(env) => job.env.extend(env),
+                Err(message) => return Ok(Execution::not_started(message)),
+            }
+        }
         let stdout_collector = spec.metrics_collector.kind == CollectorKind::StdOut;
+        let mut stored = StoredObservations::new(
+            matches!(
+                spec.metrics_collector.kind,
+                CollectorKind::Push | CollectorKind::MLflow
+            ) && stopping.is_some(),
+        );
         let mut collector = collector;
         let mut tail = match (&metrics_file, spec.metrics_collector.kind) {
             (Some(path), CollectorKind::File) => {
@@ -86,15 +168,10 @@ impl TrialRun {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => {
-                        return Ok(Execution {
-                            exit: TrialExit::SpawnFailed(format!(
-                                "cannot clear the metrics file {}: {e}",
-                                path.display()
-                            )),
-                            objective: None,
-                            pruned: false,
-                            step: None,
-                        });
+                        return Ok(Execution::not_started(format!(
+                            "cannot clear the metrics file {}: {e}",
+                            path.display()
+                        )));
                     }
                 }
                 Some(FileTail::new(path.clone()))
@@ -159,6 +236,11 @@ impl TrialRun {
                     }
                     store.add_observations(trial_id, &buffer).await?;
                     buffer.clear();
+                    if stored.enabled {
+                        let metric = &spec.objective.metric;
+                        let all = store.observations(trial_id, Some(metric)).await?;
+                        judge(&stored.fresh(all));
+                    }
                 }
             }
         }

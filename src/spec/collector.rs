@@ -1,7 +1,8 @@
 //! `spec.metricsCollectorSpec`: how a trial's metrics are read.
 //!
 //! Katib's collector kinds are all recognised; StdOut (the default), File, Push and None run
-//! here, the others (TensorFlowEvent, PrometheusMetric, Custom) need Katib's sidecars and are
+//! here, and so does tuneflow's own MLflow (the trial logs through MLflow's client to
+//! tuneflow's tracking API, into its own run); the others (TensorFlowEvent, PrometheusMetric, Custom) need Katib's sidecars and are
 //! reported as not available. Katib's rules apply: the File collector needs
 //! `source.fileSystemPath` with `kind: File`; a JSON metrics file takes no `filter`; every
 //! `metricsFormat` is a regular expression with at least two groups (metric name, value).
@@ -29,6 +30,7 @@ const KINDS: &[&str] = &[
     "File",
     "Push",
     "None",
+    "MLflow",
     "TensorFlowEvent",
     "PrometheusMetric",
     "Custom",
@@ -78,6 +80,7 @@ pub(crate) fn metrics_collector<'a>(
                 "File" => CollectorKind::File,
                 "Push" => CollectorKind::Push,
                 "None" => CollectorKind::None,
+                "MLflow" => CollectorKind::MLflow,
                 other => {
                     let mut error = error_at(
                         node,
@@ -86,7 +89,7 @@ pub(crate) fn metrics_collector<'a>(
                             "collector kind {other} is not available in this version of tuneflow"
                         ),
                     );
-                    error.hint = Some("use StdOut, File or Push".to_string());
+                    error.hint = Some("use StdOut, File, Push or MLflow".to_string());
                     reader.report(error);
                     return None;
                 }

@@ -176,6 +176,10 @@ pub enum CollectorKind {
     Push,
     /// No metrics at all (Katib's `None`).
     None,
+    /// The trial logs with MLflow's client (`mlflow.log_metric`) to tuneflow's tracking API,
+    /// into its own run (`MLFLOW_TRACKING_URI` and `MLFLOW_RUN_ID` are set for it).
+    #[serde(rename = "MLflow")]
+    MLflow,
 }
 
 /// `source.fileSystemPath`.

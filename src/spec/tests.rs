@@ -935,7 +935,10 @@ fn collector_rules() {
         errors[0].message,
         "collector kind TensorFlowEvent is not available in this version of tuneflow"
     );
-    assert_eq!(errors[0].hint.as_deref(), Some("use StdOut, File or Push"));
+    assert_eq!(
+        errors[0].hint.as_deref(),
+        Some("use StdOut, File, Push or MLflow")
+    );
     let errors = self::errors(&with("    collector: {kind: File}\n"));
     assert_eq!(
         paths(&errors),

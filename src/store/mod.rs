@@ -288,6 +288,13 @@ pub enum StoreError {
     Closed(String),
 }
 
+/// The error for finishing a trial that is final already: one message for every backend.
+pub fn already_finished(trial: &str, state: TrialState) -> StoreError {
+    StoreError::Conflict(format!(
+        "trial `{trial}` is {state} already (finished by another process or request)"
+    ))
+}
+
 /// The interface every store backend implements.
 ///
 /// Implementations must make each method atomic: a failed call leaves no partial rows.
@@ -296,6 +303,13 @@ pub enum StoreError {
 /// and trials (see [`tracking`]) in the same transactions as the changes below.
 #[async_trait]
 pub trait Store: Tracking + Send + Sync {
+    /// True when several tuneflow processes may serve one experiment through this store at
+    /// once (PostgreSQL): client-driven sessions then share the experiment instead of claiming
+    /// it, and reload its trials before they decide anything.
+    fn is_shared(&self) -> bool {
+        false
+    }
+
     /// Records a new experiment in state [`ExperimentState::Created`].
     async fn create_experiment(
         &self,
@@ -373,7 +387,9 @@ pub trait Store: Tracking + Send + Sync {
     async fn set_trial_handle(&self, trial_id: i64, handle: &str) -> Result<(), StoreError>;
 
     /// Writes a trial's final state, together with its last `observations` (none for
-    /// trials whose observations were already added), in one transaction.
+    /// trials whose observations were already added), in one transaction. A trial that is
+    /// final already (another process finished it first) is a [`StoreError::Conflict`] and
+    /// stays as it is; see [`already_finished`].
     async fn finish_trial(
         &self,
         trial_id: i64,

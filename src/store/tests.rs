@@ -29,6 +29,7 @@ macro_rules! conformance_tests {
             new_trials_start_pending_or_running,
             create_trials_is_all_or_none,
             create_trials_enforces_the_caps_and_refuses_taken_indices,
+            a_final_trial_cannot_be_finished_again,
             a_trial_starts_finishes_and_restarts,
             finish_trial_writes_observations_and_state_together,
             a_failed_finish_leaves_the_trial_as_it_was,
@@ -1023,4 +1024,47 @@ pub(crate) async fn create_trials_enforces_the_caps_and_refuses_taken_indices(st
         "{over:?}"
     );
     assert_eq!(store.trials(experiment.id).await.expect("trials").len(), 3);
+}
+
+pub(crate) async fn a_final_trial_cannot_be_finished_again(store: &dyn Store) {
+    let stored = experiment(store, "finish-twice").await;
+    let trial = trials(store, &stored, 1, TrialState::Running)
+        .await
+        .remove(0);
+    store
+        .finish_trial(trial.id, stored.id, &succeeded(0.5), &[])
+        .await
+        .expect("first finish");
+    let failed = TrialOutcome {
+        state: TrialState::Failed,
+        objective: None,
+        message: Some("lease expired".to_string()),
+        step: None,
+    };
+    let again = store
+        .finish_trial(
+            trial.id,
+            stored.id,
+            &failed,
+            &[observation("loss", 9, 9.0, 99)],
+        )
+        .await;
+    assert!(
+        matches!(&again, Err(StoreError::Conflict(m)) if m.contains("Succeeded already")),
+        "{again:?}"
+    );
+    let read = store
+        .trial(stored.id, &trial.name)
+        .await
+        .expect("read")
+        .expect("found");
+    assert_eq!(read.state, TrialState::Succeeded);
+    assert_eq!(read.objective, Some(0.5));
+    assert!(
+        store
+            .observations(trial.id, None)
+            .await
+            .expect("obs")
+            .is_empty()
+    );
 }

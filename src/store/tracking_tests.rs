@@ -578,6 +578,22 @@ pub(crate) async fn trial_runs_follow_their_trials(store: &dyn Store) {
         (TrialState::MetricsUnavailable, RunStatus::Failed),
         (TrialState::EarlyStopped, RunStatus::Killed),
     ] {
+        // A final trial cannot be finished again: run it again first.
+        if store
+            .trial(stored.id, &pending.name)
+            .await
+            .expect("read")
+            .is_some_and(|t| t.state.is_final())
+        {
+            store
+                .requeue_trial(pending.id, stored.id)
+                .await
+                .expect("requeue");
+            store
+                .start_trial(pending.id, stored.id)
+                .await
+                .expect("start");
+        }
         store
             .finish_trial(pending.id, stored.id, &outcome(state), &[])
             .await

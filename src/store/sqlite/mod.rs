@@ -55,7 +55,7 @@ pub use self::thread::BUSY_TIMEOUT;
 use self::thread::{Access, StoreThread};
 use super::{
     Experiment, ExperimentState, Micros, NewTrial, Observation, Store, StoreError, Trial,
-    TrialCaps, TrialOutcome, TrialState, now_micros,
+    TrialCaps, TrialOutcome, TrialState, already_finished, now_micros,
 };
 use crate::spec::ExperimentSpec;
 
@@ -477,6 +477,18 @@ impl Store for SqliteStore {
         let observations = observations.to_vec();
         let now = now_micros();
         self.change(move |tx| {
+            let (name, state): (String, String) = tx
+                .prepare_cached("SELECT name, state FROM trials WHERE id = ?1")?
+                .query_row([trial_id], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()?
+                .ok_or_else(|| StoreError::Missing {
+                    what: "trial",
+                    key: trial_id.to_string(),
+                })?;
+            let state: TrialState = state.parse()?;
+            if state.is_final() {
+                return Err(already_finished(&name, state));
+            }
             insert_observations(tx, trial_id, &observations)?;
             tx.prepare_cached(
                 "UPDATE trials SET state = ?1, objective = ?2, message = ?3, completed_at = ?4, \
