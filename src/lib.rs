@@ -13,6 +13,7 @@ pub mod cli;
 pub mod collector;
 pub mod engine;
 pub mod executor;
+pub mod export;
 pub mod spec;
 pub mod store;
 pub mod summary;

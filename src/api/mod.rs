@@ -32,12 +32,16 @@ use utoipa_axum::routes;
 
 use crate::engine::{Engine, TrackingEndpoint};
 use crate::executor::local::LocalExecutor;
+use crate::export::mlflow::{Exporter, Selection};
 use crate::store::{self, StoreLocation};
 use error::ApiError;
 use state::AppState;
 
 /// The address `tuneflow serve` listens on by default.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8470";
+
+/// How long shutting down waits for the MLflow export to send what is left.
+pub const EXPORT_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The largest request body accepted, in bytes.
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -122,6 +126,9 @@ pub struct ServeConfig {
     pub store: String,
     /// The bearer token, if any.
     pub token: Option<String>,
+    /// Mirror every experiment to this MLflow tracking server (otherwise each experiment's
+    /// `spec.tracking.mlflow.uri`, if any).
+    pub mlflow_uri: Option<url::Url>,
 }
 
 /// Why the server could not start.
@@ -171,16 +178,26 @@ pub async fn serve(
     let engine = Engine::new(store.clone(), Arc::new(LocalExecutor), location.logs_dir())
         .with_tracking(endpoint_for(bound, token.clone()));
     let base_dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let state = Arc::new(AppState::new(store, engine, token, base_dir));
+    let state = Arc::new(AppState::new(store.clone(), engine, token, base_dir));
     if let Err(e) = state.adopt().await {
         tracing::error!("cannot resume the store's experiments: {}", e.message());
     }
     let sweeper = tokio::spawn(sweep_leases(state.clone(), shutdown.clone()));
+    // Mirrors to MLflow from the store, beside the API: requests never wait for it.
+    let mut exporter = Exporter::spawn(store.clone(), Selection::All, config.mlflow_uri);
     ready(bound);
     let served = serve_on(listener, state.clone(), shutdown.clone()).await;
     shutdown.cancel();
     let _ = sweeper.await;
     state.shutdown().await;
+    let report = exporter.flush(EXPORT_FLUSH_TIMEOUT).await;
+    if report.rounds > 0 && !report.pending.is_empty() {
+        tracing::warn!(
+            "MLflow export incomplete at shutdown: {} not sent; it resumes at the next start",
+            report.pending
+        );
+    }
+    exporter.stop().await;
     Ok(served?)
 }
 

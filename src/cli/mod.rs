@@ -4,6 +4,7 @@
 //! codes and error messages. Data goes to stdout (a table, or JSON with `--output json`);
 //! progress, errors and hints go to stderr.
 
+mod export;
 mod output;
 mod progress;
 mod query;
@@ -58,6 +59,25 @@ pub enum Command {
     /// observations); experiments with one are run by the server itself. See
     /// docs/rest-api.md, or GET /openapi.json on the running server.
     Serve(ServeArgs),
+    /// Mirror an experiment to an MLflow tracking server now.
+    ///
+    /// `run` and `serve` do this in the background with --mlflow-uri; this sends what an
+    /// earlier export missed (MLflow was down). Nothing MLflow already has is sent again.
+    Export(ExportArgs),
+}
+
+/// `tuneflow export`.
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// The experiment's name.
+    pub experiment: String,
+    /// The MLflow tracking server (http:// or https://); defaults to the experiment's
+    /// spec.tracking.mlflow.uri.
+    #[arg(long, env = "TUNEFLOW_MLFLOW_URI", value_name = "URL")]
+    pub mlflow_uri: Option<String>,
+    /// How long to keep trying before giving up.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
 }
 
 /// `tuneflow serve`.
@@ -70,6 +90,10 @@ pub struct ServeArgs {
     /// loopback).
     #[arg(long, env = "TUNEFLOW_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Mirror every experiment's trials to this MLflow tracking server (http:// or
+    /// https://), in the background; overrides spec.tracking.mlflow.uri.
+    #[arg(long, env = "TUNEFLOW_MLFLOW_URI", value_name = "URL")]
+    pub mlflow_uri: Option<String>,
 }
 
 /// `tuneflow run`.
@@ -83,6 +107,10 @@ pub struct RunArgs {
     /// Output format of the final summary.
     #[arg(long, short, value_enum, default_value_t = Output::Table)]
     pub output: Output,
+    /// Mirror the trials to this MLflow tracking server (http:// or https://), in the
+    /// background; overrides spec.tracking.mlflow.uri.
+    #[arg(long, env = "TUNEFLOW_MLFLOW_URI", value_name = "URL")]
+    pub mlflow_uri: Option<String>,
 }
 
 /// `tuneflow validate`.
@@ -161,6 +189,7 @@ pub async fn run(cli: Cli) -> Exit {
         Command::Trial(args) => query::trial(&cli.store, args).await,
         Command::Best(args) => query::best(&cli.store, args).await,
         Command::Serve(args) => serve::serve(&cli.store, args).await,
+        Command::Export(args) => export::export(&cli.store, args).await,
     };
     match result {
         Ok(exit) => exit,

@@ -13,6 +13,7 @@ use super::progress::Display;
 use super::{Exit, RunArgs};
 use crate::engine::{Engine, RunRequest, rules};
 use crate::executor::local::LocalExecutor;
+use crate::export::mlflow::{Exporter, Selection};
 use crate::spec::{self, CollectorKind};
 use crate::store::{self, ExperimentState, StoreLocation};
 use crate::summary::{self, BestTrial, ExperimentSummary, TrialSummary};
@@ -46,6 +47,10 @@ pub async fn run(store_url: &str, args: RunArgs) -> anyhow::Result<Exit> {
             return Ok(Exit::Invalid);
         }
     };
+    let mlflow_flag = match super::export::flag_uri(args.mlflow_uri.as_deref()) {
+        Ok(flag) => flag,
+        Err(exit) => return Ok(exit),
+    };
     let location = StoreLocation::parse(store_url)?;
     let store: Arc<dyn store::Store> = Arc::from(store::open(&location).await?);
     let mut engine = Engine::new(store.clone(), Arc::new(LocalExecutor), location.logs_dir());
@@ -67,6 +72,16 @@ pub async fn run(store_url: &str, args: RunArgs) -> anyhow::Result<Exit> {
         .canonicalize()
         .with_context(|| format!("cannot resolve the directory of {}", args.file.display()))?;
 
+    // The export reads the store on its own task; the run never waits for it until the end.
+    let mlflow = super::export::target(mlflow_flag.as_ref(), &spec).map(|uri| {
+        let selection = Selection::Experiment(spec.name.clone());
+        (
+            uri,
+            Exporter::spawn(store.clone(), selection, mlflow_flag.clone()),
+        )
+    });
+    let name = spec.name.clone();
+
     let cancel = CancellationToken::new();
     tokio::spawn(watch_signals(cancel.clone()));
     let display = Display::new(&spec);
@@ -83,6 +98,9 @@ pub async fn run(store_url: &str, args: RunArgs) -> anyhow::Result<Exit> {
         )
         .await;
     display.finish();
+    if let Some((uri, exporter)) = mlflow {
+        super::export::finish(exporter, &uri, &name, super::export::RUN_FLUSH_TIMEOUT).await;
+    }
     let experiment = result?;
     let trials = store.trials(experiment.id).await?;
     let summary = ExperimentSummary::new(&experiment, &trials);

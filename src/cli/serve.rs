@@ -9,12 +9,17 @@ use crate::api::{self, ServeConfig, ServeError};
 
 /// Serves until interrupted.
 pub async fn serve(store_url: &str, args: ServeArgs) -> anyhow::Result<Exit> {
+    let mlflow_uri = match super::export::flag_uri(args.mlflow_uri.as_deref()) {
+        Ok(uri) => uri,
+        Err(exit) => return Ok(exit),
+    };
     let shutdown = CancellationToken::new();
     tokio::spawn(super::run::watch_signals(shutdown.clone()));
     let config = ServeConfig {
         addr: args.addr,
         store: store_url.to_string(),
         token: args.token,
+        mlflow_uri,
     };
     let secured = config.token.as_deref().is_some_and(|t| !t.is_empty());
     let result = api::serve(

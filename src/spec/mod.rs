@@ -31,6 +31,7 @@ pub mod model;
 mod parameters;
 mod placeholders;
 mod template;
+pub mod tracking;
 mod trial;
 mod validate;
 mod walk;
@@ -40,7 +41,7 @@ use std::path::Path;
 pub use error::{SpecError, SpecErrors};
 pub use model::{
     AlgorithmSpec, CollectorKind, EnvVar, ExperimentSpec, FileFormat, FileSource, Flavor,
-    MetricStrategy, MetricsCollector, Objective, Strategy, TrialParameter, TrialTemplate,
+    MetricStrategy, MetricsCollector, Objective, Strategy, Tracking, TrialParameter, TrialTemplate,
 };
 pub use template::{RenderedTrial, TrialContext};
 

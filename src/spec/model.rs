@@ -50,6 +50,18 @@ pub struct ExperimentSpec {
     /// without an observation or heartbeat before it is failed; a default applies when absent.
     #[serde(default)]
     pub trial_lease_seconds: Option<u64>,
+    /// `spec.tracking` (tuneflow only): other tracking systems the trials are mirrored to.
+    #[serde(default)]
+    pub tracking: Tracking,
+}
+
+/// `spec.tracking`: where else the experiment's trials are recorded.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tracking {
+    /// `mlflow.uri`: an MLflow tracking server (http or https) that every trial is mirrored
+    /// to; the `--mlflow-uri` flag overrides it.
+    #[serde(default)]
+    pub mlflow_uri: Option<String>,
 }
 
 /// `spec.objective`.

@@ -1059,3 +1059,45 @@ fn large_int_bounds_are_exact() {
         }
     );
 }
+
+#[test]
+fn tracking_mlflow_uri_is_read_and_checked() {
+    let with = |uri: &str| {
+        native_with(
+            "  maxTrialCount: 10\n",
+            &format!("  maxTrialCount: 10\n  tracking:\n    mlflow:\n      uri: {uri}\n"),
+        )
+    };
+    assert_eq!(ok(NATIVE).tracking.mlflow_uri, None);
+    assert_eq!(
+        ok(&with("http://127.0.0.1:5000"))
+            .tracking
+            .mlflow_uri
+            .as_deref(),
+        Some("http://127.0.0.1:5000/")
+    );
+    let errors = errors(&with("localhost:5000"));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].path, "spec.tracking.mlflow.uri");
+    assert!(
+        errors[0].message.contains("scheme"),
+        "{}",
+        errors[0].message
+    );
+    assert!(
+        errors[0]
+            .hint
+            .as_deref()
+            .is_some_and(|h| h.contains("http://"))
+    );
+    assert!(errors[0].line.is_some());
+    let errors = errors_of_native_with_tracking("    mlfow:\n      uri: http://x\n");
+    assert_eq!(errors[0].path, "spec.tracking.mlfow");
+}
+
+fn errors_of_native_with_tracking(body: &str) -> Vec<SpecError> {
+    errors(&native_with(
+        "  maxTrialCount: 10\n",
+        &format!("  maxTrialCount: 10\n  tracking:\n{body}"),
+    ))
+}

@@ -14,6 +14,7 @@ use super::document::{Node, Value};
 use super::error::SpecError;
 use super::model::{ExperimentSpec, Flavor, MetricStrategy, Objective, Strategy};
 use super::parameters;
+use super::tracking;
 use super::trial;
 use super::walk::{Fields, Reader, did_you_mean, error_at, index};
 
@@ -32,6 +33,7 @@ const SPEC_FIELDS: &[&str] = &[
     "metricsCollectorSpec",
     "resumePolicy",
     "trialLeaseSeconds",
+    "tracking",
 ];
 const OBJECTIVE_FIELDS: &[&str] = &[
     "type",
@@ -105,6 +107,10 @@ fn read_experiment(reader: &mut Reader, root: &Node) -> Option<ExperimentSpec> {
         .and_then(|node| objective(reader, node, "spec.objective"));
     let (parallel, max_trials, max_failed) = counts(reader, &spec);
     let trial_lease = trial_lease(reader, &spec);
+    let tracking = match spec.get("tracking") {
+        Some(node) => tracking::tracking(reader, node, &spec.child("tracking")),
+        None => Some(Default::default()),
+    };
     if let Some(node) = spec.get("resumePolicy") {
         reader.choice(
             node,
@@ -175,6 +181,7 @@ fn read_experiment(reader: &mut Reader, root: &Node) -> Option<ExperimentSpec> {
         trial_template,
         metrics_collector: collector.collector?,
         trial_lease_seconds: trial_lease?,
+        tracking: tracking?,
     })
 }
 

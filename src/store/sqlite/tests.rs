@@ -513,8 +513,10 @@ async fn the_wal_is_checkpointed_and_bounded_and_removed_on_close() {
         high_water = high_water.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
     }
     // Busy enough that the store thread is never idle (a loaded CI machine), the WAL is
-    // caught up only at the 2 x CATCH_UP_FRAMES fallback; a few frames of slack on top.
-    let limit = (5 * CATCH_UP_FRAMES as u64 / 2) * (page + 24);
+    // caught up only at the 2 x CATCH_UP_FRAMES fallback, and on a machine loaded by other
+    // work the restart after it may be a few commits late. Without checkpoints, the 3 x
+    // CATCH_UP_FRAMES commits of at least two frames each would leave 6 x CATCH_UP_FRAMES.
+    let limit = (4 * CATCH_UP_FRAMES as u64) * (page + 24);
     assert!(
         high_water < limit,
         "the WAL grew to {high_water} bytes (limit {limit})"
