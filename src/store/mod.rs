@@ -9,6 +9,10 @@
 //! [`Store`] is the interface every backend implements; [`sqlite::SqliteStore`] is the embedded
 //! default. [`open`] picks the backend from a store URL. The conformance tests in `tests.rs`
 //! state the contract in code and run against every backend.
+//!
+//! Every store is also a [`tracking::Tracking`] store: the same experiments and trials seen
+//! as MLflow experiments and runs, kept in step in the same transactions (`tracking.rs`
+//! explains the mapping; `tracking_tests.rs` is its conformance suite).
 
 pub mod sqlite;
 #[cfg(test)]

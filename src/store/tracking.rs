@@ -268,9 +268,31 @@ pub struct RunUpdate {
 
 /// The tracking half of the store: MLflow's experiments and runs.
 ///
-/// Every method is atomic. Missing experiments and runs are [`StoreError::Missing`]; a name
-/// that is taken is [`StoreError::AlreadyExists`]; a param logged again with a different value
-/// is [`StoreError::Conflict`] and nothing of that batch is written.
+/// Every method is atomic. Missing experiments and runs are [`StoreError::Missing`] (`what`
+/// is `"tracking experiment"` or `"run"`, `key` the id asked for); a name that is taken is
+/// [`StoreError::AlreadyExists`]; a param logged again with a different value is
+/// [`StoreError::Conflict`] and nothing of that batch is written.
+///
+/// Rules every backend keeps (the tracking conformance suite checks them):
+///
+/// - As in MLflow, only an active experiment is renamed, tagged or gets new runs, and only an
+///   active run is updated, logged to or untagged; otherwise it is a
+///   [`StoreError::Conflict`] saying it is deleted.
+/// - The Default experiment cannot be deleted ([`StoreError::Conflict`]): clients that name no
+///   experiment log to it. MLflow's file store refuses this too ("an internally reserved
+///   experiment"); its SQL store allows it, after which those clients fail.
+/// - The tracking experiment of a tuneflow experiment cannot be renamed
+///   ([`StoreError::Conflict`]): the two share their name, and the store finds one by the
+///   other's.
+/// - A tuneflow experiment whose name an MLflow client took first takes that tracking
+///   experiment over (restoring it if it was deleted) instead of failing.
+/// - Deleting or restoring an experiment deletes or restores every run of it, as MLflow does.
+///   Setting the lifecycle something already has changes nothing (MLflow answers "not
+///   found" to deleting a deleted experiment; the API may check the lifecycle first to do
+///   the same).
+/// - Setting the `mlflow.runName` tag renames the run, as in MLflow.
+/// - Timestamps are [`Micros`] like everywhere in the store (MLflow's REST API speaks
+///   milliseconds: the API converts).
 #[async_trait]
 pub trait Tracking: Send + Sync {
     /// Creates a tracking experiment (with its tags); its artifact location defaults to
@@ -313,10 +335,12 @@ pub trait Tracking: Send + Sync {
     /// The run with this id, deleted or not.
     async fn run(&self, run_id: &str) -> Result<Option<Run>, StoreError>;
 
-    /// Every run of these tracking experiments, deleted or not (the caller filters).
+    /// Every run of these tracking experiments, deleted or not (the caller filters and
+    /// sorts); ids of missing experiments add nothing.
     async fn runs(&self, experiment_ids: &[i64]) -> Result<Vec<Run>, StoreError>;
 
-    /// Changes a run's status, end time or name, and returns the new info.
+    /// Changes a run's status, end time or name, and returns the new info. A trial's run keeps
+    /// the status of its trial.
     async fn update_run(&self, run_id: &str, update: &RunUpdate) -> Result<RunInfo, StoreError>;
 
     /// Deletes or restores a run.
@@ -338,7 +362,8 @@ pub trait Tracking: Send + Sync {
     /// Deletes a run's tag; false if it had none with this key.
     async fn delete_run_tag(&self, run_id: &str, key: &str) -> Result<bool, StoreError>;
 
-    /// Every logged value of one metric of a run, by step then timestamp.
+    /// Every logged value of one metric of a run, by step then timestamp (for a trial's run:
+    /// its observations of that metric and the non-finite values logged to it).
     async fn metric_history(&self, run_id: &str, key: &str)
     -> Result<Vec<MetricPoint>, StoreError>;
 

@@ -751,3 +751,109 @@ async fn a_store_made_before_the_tracking_tables_gets_them_filled_in() {
     let store = SqliteStore::open(&path).await.expect("reopen");
     assert_eq!(store.runs(&[1]).await.expect("runs").len(), 3);
 }
+
+/// Prints how long listing 1,000 runs takes (10 params, 5 tags and 3 metrics of 100 steps
+/// each): half of them trials' runs whose metrics are observations, half plain MLflow runs.
+/// A measurement, not a check: run it with `--ignored --nocapture`, in release for figures
+/// that mean something.
+#[tokio::test]
+#[ignore = "a measurement: run with --ignored --nocapture"]
+async fn time_listing_a_thousand_runs() {
+    use crate::store::tracking::{KeyValue, MetricPoint, NewRun};
+    use std::time::Instant;
+    let fixture = fresh().await;
+    let store = fixture.store();
+    let experiment = conformance::experiment(store, "timing").await;
+    let tracking_id = store
+        .tracking_experiment_by_name("timing")
+        .await
+        .expect("read")
+        .expect("mirrored")
+        .id;
+    let setup = Instant::now();
+    let new: Vec<NewTrial> = (0..500)
+        .map(|index| conformance::new_trial("timing", index, TrialState::Running))
+        .collect();
+    let trials = store
+        .create_trials(experiment.id, &experiment.spec, &new)
+        .await
+        .expect("trials");
+    let mut run_ids = Vec::new();
+    for trial in &trials {
+        run_ids.push(
+            store
+                .trial_run_id(trial.id)
+                .await
+                .expect("read")
+                .expect("run"),
+        );
+    }
+    for index in 0..500 {
+        let info = store
+            .create_run(&NewRun {
+                experiment_id: tracking_id,
+                name: format!("plain-{index}"),
+                user_id: "alice".to_string(),
+                start_time: index,
+                tags: Vec::new(),
+            })
+            .await
+            .expect("run");
+        run_ids.push(info.run_id);
+    }
+    for (index, run_id) in run_ids.iter().enumerate() {
+        // Trial runs have 3 params (n, x, opt) and 3 tags already; plain runs 1 tag.
+        let params: Vec<KeyValue> = (0..10)
+            .map(|p| KeyValue::new(format!("p{p}"), format!("{}", index * p)))
+            .take(if index < 500 { 7 } else { 10 })
+            .collect();
+        let tags: Vec<KeyValue> = (0..if index < 500 { 2 } else { 4 })
+            .map(|t| KeyValue::new(format!("t{t}"), "value"))
+            .collect();
+        let metrics: Vec<MetricPoint> = (0..100)
+            .flat_map(|step| {
+                ["loss", "accuracy", "lr"].map(|key| MetricPoint {
+                    key: key.to_string(),
+                    value: 1.0 / (step as f64 + 1.0),
+                    timestamp: 1_000 + step,
+                    step,
+                })
+            })
+            .collect();
+        store
+            .log_batch(run_id, &metrics, &params, &tags)
+            .await
+            .expect("log");
+    }
+    println!("setup: {:?}", setup.elapsed());
+    let mut times = Vec::new();
+    for _ in 0..20 {
+        let start = Instant::now();
+        let runs = store.runs(&[tracking_id]).await.expect("runs");
+        times.push(start.elapsed());
+        assert_eq!(runs.len(), 1001);
+        let run = runs
+            .iter()
+            .find(|r| r.info.run_id == run_ids[0])
+            .expect("run");
+        assert_eq!(
+            (run.params.len(), run.tags.len(), run.metrics.len()),
+            (10, 5, 3)
+        );
+        let run = runs
+            .iter()
+            .find(|r| r.info.run_id == run_ids[999])
+            .expect("run");
+        assert_eq!(
+            (run.params.len(), run.tags.len(), run.metrics.len()),
+            (10, 5, 3)
+        );
+    }
+    times.sort();
+    println!(
+        "runs() over 1,001 runs: best {:?}, median {:?}, worst {:?}",
+        times[0],
+        times[times.len() / 2],
+        times[times.len() - 1]
+    );
+}

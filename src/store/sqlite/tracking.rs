@@ -4,18 +4,13 @@
 //! A trial's run keeps its finite metric values as the trial's observations and the others in
 //! `run_metrics`; the history of a metric reads both. The latest value of every metric of
 //! every run is a row of `run_latest_metrics`, kept by triggers on both tables, so listing
-//! runs costs one row per metric however long the histories are.
+//! runs costs one row per metric however long the histories are. Listing runs reads four
+//! indexed queries per experiment (runs, params, tags, latest metrics) and joins them in
+//! memory.
 //!
-//! Rules beyond the trait's (MLflow's, except where noted):
-//!
-//! - Only active experiments are renamed, tagged or get new runs, and only active runs are
-//!   updated, logged to or untagged; anything else is a [`StoreError::Conflict`].
-//! - The Default experiment cannot be deleted. MLflow's file store refuses this too ("an
-//!   internally reserved experiment"); clients that name no experiment log to it.
-//! - The tracking experiment of a tuneflow experiment keeps its name: a rename is a
-//!   conflict (tuneflow finds it by that name).
-//! - Deleting or restoring an experiment deletes or restores all of its runs; setting the
-//!   lifecycle an experiment or run already has changes nothing.
+//! The rules the trait states (active-only changes, the Default experiment, write-once
+//! params) are checked here, inside each method's transaction. `runs` lists each
+//! experiment's runs newest start first (runs not started yet last).
 
 use std::collections::HashMap;
 
@@ -307,6 +302,19 @@ fn experiment_runs(
     while let Some(row) = rows.next()? {
         let at = position(row)?;
         runs[at].metrics.push(metric_from_row(row, 1)?);
+    }
+    // The joins read each run's rows in key order (primary keys); this keeps the promise
+    // whatever plan SQLite picks.
+    for run in &mut runs[first..] {
+        if !run.params.is_sorted_by(|a, b| a.key <= b.key) {
+            run.params.sort_by(|a, b| a.key.cmp(&b.key));
+        }
+        if !run.tags.is_sorted_by(|a, b| a.key <= b.key) {
+            run.tags.sort_by(|a, b| a.key.cmp(&b.key));
+        }
+        if !run.metrics.is_sorted_by(|a, b| a.key <= b.key) {
+            run.metrics.sort_by(|a, b| a.key.cmp(&b.key));
+        }
     }
     Ok(())
 }
