@@ -282,6 +282,10 @@ pub async fn set_tag(
     if run.info.lifecycle != Lifecycle::Active {
         return Err(run_not_active(run_id));
     }
+    if tag.key == RUN_NAME_TAG && tag.value.is_empty() {
+        // MLflow renames only to a name: an empty `mlflow.runName` changes nothing.
+        return empty();
+    }
     tracking
         .log_batch(run_id, &[], &[], std::slice::from_ref(&tag))
         .await?;
