@@ -647,15 +647,130 @@ async fn search_over_a_thousand_runs_is_fast() {
     let request = json!({"experiment_ids": [id], "filter": "metrics.loss < 0.5 and params.opt = 'adam'",
         "order_by": ["metrics.acc DESC"], "max_results": 1000});
     let mut times = Vec::new();
+    let mut server_times = Vec::new();
     for _ in 0..7 {
         let started = Instant::now();
-        let (status, body) = post(&server, "/runs/search", request.clone()).await;
+        let response = server
+            .request(Method::POST, &format!("{API}/runs/search"))
+            .json(&request)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status().as_u16(), 200);
+        // `store;dur=A, total;dur=B`: the handler's own time, from the store read to the JSON.
+        let timing = response
+            .headers()
+            .get("server-timing")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let total = timing
+            .rsplit("total;dur=")
+            .next()
+            .and_then(|ms| ms.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no total in server-timing {timing:?}"));
+        let body: Value = response.json().await.expect("json");
         times.push(started.elapsed());
-        assert_eq!(status, 200);
+        server_times.push(total);
         assert_eq!(body["runs"].as_array().map(Vec::len), Some(500));
     }
     times.sort();
+    server_times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
-    eprintln!("runs/search over 1000 runs: median {median:?} (client side, this build)");
-    assert!(median < Duration::from_millis(500), "median {median:?}");
+    let server_median = server_times[server_times.len() / 2];
+    eprintln!(
+        "runs/search over 1000 runs: {server_median:.1} ms in the server, {median:?} round trip (median, this build)"
+    );
+    // Release builds take a few milliseconds; debug builds on a loaded machine many more.
+    assert!(server_median < 300.0, "server side {server_median} ms");
+    assert!(median < Duration::from_secs(3), "round trip {median:?}");
+}
+
+/// Metrics logged through MLflow to the run of a served (client-driven) trial reach the
+/// experiment's early-stopping rule, as observations posted to tuneflow's API do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_logged_to_a_served_trials_run_are_judged() {
+    let world = World::new();
+    let server = Server::start(&world, &[]);
+    let mut document =
+        common::server::client_experiment("judged", json!({"parallelTrialCount": 3}));
+    document["spec"]["earlyStopping"] = json!({
+        "algorithmName": "medianstop",
+        "algorithmSettings": [
+            {"name": "min_trials_required", "value": "2"},
+            {"name": "start_step", "value": "1"}
+        ]
+    });
+    server.create(document).await;
+    let names: Vec<String> = server.suggest("judged", 3).await["trials"]
+        .as_array()
+        .expect("trials")
+        .iter()
+        .map(|t| t["name"].as_str().expect("name").to_string())
+        .collect();
+    let (_, experiment) = get(&server, "/experiments/get-by-name?experiment_name=judged").await;
+    let id = experiment["experiment"]["experiment_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let run_of = |trial: &str| {
+        let filter = format!("tags.`tuneflow.trial` = '{trial}'");
+        let server = &server;
+        let id = id.clone();
+        async move {
+            let (_, body) = post(
+                server,
+                "/runs/search",
+                json!({"experiment_ids": [id], "filter": filter}),
+            )
+            .await;
+            body["runs"][0]["info"]["run_id"]
+                .as_str()
+                .expect("the trial's run")
+                .to_string()
+        }
+    };
+    let log = |run_id: String, step: i64, loss: f64| {
+        let server = &server;
+        async move {
+            let (status, body) = post(
+                server,
+                "/runs/log-batch",
+                json!({"run_id": run_id, "metrics": [
+                    {"key": "loss", "value": loss, "timestamp": 1000 + step, "step": step}]}),
+            )
+            .await;
+            assert_eq!(status, 200, "{body}");
+        }
+    };
+    for trial in &names[..2] {
+        let run_id = run_of(trial).await;
+        for step in 0..3 {
+            log(run_id.clone(), step, 0.5 - 0.1 * step as f64).await;
+        }
+        let (status, body) = server.complete("judged", trial, json!({})).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let run_id = run_of(&names[2]).await;
+    log(run_id.clone(), 0, 0.9).await;
+    let (_, trial) = server
+        .get(&format!("/api/v1/experiments/judged/trials/{}", names[2]))
+        .await;
+    assert_eq!(trial["state"], "Running", "before start_step: {trial}");
+    log(run_id.clone(), 1, 0.8).await;
+    let (_, trial) = server
+        .get(&format!("/api/v1/experiments/judged/trials/{}", names[2]))
+        .await;
+    assert_eq!(trial["state"], "EarlyStopped", "{trial}");
+    assert_eq!(trial["message"], "stopped early by medianstop at step 1");
+    let (_, run) = get(&server, &format!("/runs/get?run_id={run_id}")).await;
+    assert_eq!(run["run"]["info"]["status"], "KILLED");
+    // The values are the trial's observations, with the client's timestamps.
+    let (_, history) = get(
+        &server,
+        &format!("/metrics/get-history?run_id={run_id}&metric_key=loss"),
+    )
+    .await;
+    assert_eq!(history["metrics"][1]["timestamp"], 1001);
+    assert_eq!(history["metrics"][1]["value"], 0.8);
 }

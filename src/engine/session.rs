@@ -472,6 +472,7 @@ impl Session {
         step: i64,
         metrics: &[(String, f64)],
     ) -> Result<Decision, EngineError> {
+        self.locate(store, trial).await?;
         let position = self.running(trial)?;
         self.judge(store, position, step, metrics).await
     }

@@ -461,3 +461,18 @@ def test_metrics_logged_through_mlflow_drive_early_stopping(
     assert status == 200, body
     assert body["state"] == "EarlyStopped", body
     assert client.get_run(runs[trials[2]]).info.status == "KILLED"
+
+
+def test_log_input_is_accepted(mlflow: Any, client: Any, experiment_name: str) -> None:
+    import pandas as pd
+
+    mlflow.set_experiment(experiment_name)
+    frame = pd.DataFrame({"x": [1, 2, 3], "y": [0, 1, 0]})
+    with mlflow.start_run() as run:
+        mlflow.log_input(mlflow.data.from_pandas(frame, name="train"), context="training")
+        mlflow.log_metric("loss", 0.1)
+    # Accepted and checked; datasets are not stored (docs/mlflow.md).
+    assert client.get_run(run.info.run_id).data.metrics == {"loss": 0.1}
+    with pytest.raises(MlflowException) as excinfo:
+        client.log_inputs("0123456789abcdef0123456789abcdef", datasets=[])
+    assert error_code(excinfo) == "RESOURCE_DOES_NOT_EXIST"

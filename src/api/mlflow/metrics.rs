@@ -180,6 +180,12 @@ async fn judge(state: &AppState, run: &Run, metrics: &[MetricPoint]) {
         return;
     };
     let mut session = session.lock().await;
+    if session.trial_name(trial_id).is_none() {
+        // On a shared store another server may have handed the trial out.
+        if let Err(e) = session.sync(state.store.as_ref()).await {
+            tracing::debug!("cannot reload the trials of {}: {e}", experiment.name);
+        }
+    }
     let Some(trial) = session.trial_name(trial_id).map(str::to_string) else {
         return;
     };

@@ -381,8 +381,21 @@ fn split_identifier(parts: &[String]) -> (Option<String>, String) {
     }
 }
 
+/// The longest filter accepted, in bytes. MLflow sets none; this one keeps a search from
+/// being made arbitrarily slow (a `LIKE` costs up to pattern × value length per run).
+pub const MAX_FILTER_LENGTH: usize = 16 * 1024;
+
+/// The longest `LIKE`/`ILIKE` pattern accepted, in characters (for the same reason).
+pub const MAX_PATTERN_LENGTH: usize = 1000;
+
 /// Splits a filter into comparisons (the grammar only; what is allowed is checked per search).
 fn comparisons(filter: &str) -> MlflowResult<Vec<Comparison>> {
+    if filter.len() > MAX_FILTER_LENGTH {
+        return Err(invalid(format!(
+            "The filter has {} bytes; at most {MAX_FILTER_LENGTH} are accepted",
+            filter.len()
+        )));
+    }
     let tokens = lex(filter)?;
     let mut result = Vec::new();
     let mut i = 0;
@@ -542,6 +555,13 @@ fn comparisons(filter: &str) -> MlflowResult<Vec<Comparison>> {
                 }
             }
         };
+        if let (Op::Like | Op::ILike, Literal::Text(pattern)) = (op, &value)
+            && pattern.chars().count() > MAX_PATTERN_LENGTH
+        {
+            return Err(invalid(format!(
+                "A LIKE pattern may have at most {MAX_PATTERN_LENGTH} characters"
+            )));
+        }
         if matches!(op, Op::In | Op::NotIn) != matches!(value, Literal::List(_)) {
             return Err(invalid(format!(
                 "Invalid comparison clause in filter '{filter}': IN and NOT IN take a parenthesised list of quoted strings, and only they do"
@@ -1714,6 +1734,21 @@ mod tests {
             );
             assert!(error.message.contains(fragment), "{bad}: {}", error.message);
         }
+    }
+
+    #[test]
+    fn long_filters_and_patterns_are_refused() {
+        let pattern = format!("params.a LIKE '{}'", "%a".repeat(600));
+        let error = parse_run_filter(&pattern).expect_err("long pattern");
+        assert!(
+            error.message.contains("at most 1000 characters"),
+            "{}",
+            error.message
+        );
+        let long = format!("params.a = '{}'", "x".repeat(20_000));
+        let error = parse_run_filter(&long).expect_err("long filter");
+        assert!(error.message.contains("at most 16384"), "{}", error.message);
+        assert!(parse_experiment_filter(&long).is_err());
     }
 
     #[test]
