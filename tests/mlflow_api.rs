@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::World;
 use common::server::Server;
@@ -613,11 +613,11 @@ async fn mlflow_routes_need_the_token_too() {
     assert_eq!(response.status().as_u16(), 401);
 }
 
-/// Searching 1,000 runs, each with params, tags and metrics: the server's whole answer (store
-/// read, filter, sort, JSON) stays fast. Debug builds are several times slower than release;
-/// the bound here is loose, the release figure is in docs/mlflow.md.
+/// Searching 1,000 runs, each with params, tags and metrics: the filter and order hold over
+/// all of them, and the answer reports the server's own time in `Server-Timing` (printed
+/// here; timings are measured by bench/mlflow, never asserted by tests).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn search_over_a_thousand_runs_is_fast() {
+async fn search_over_a_thousand_runs_filters_orders_and_reports_its_time() {
     let world = World::new();
     let server = Server::start(&world, &[]);
     let id = experiment(&server, "many").await;
@@ -672,7 +672,20 @@ async fn search_over_a_thousand_runs_is_fast() {
         let body: Value = response.json().await.expect("json");
         times.push(started.elapsed());
         server_times.push(total);
-        assert_eq!(body["runs"].as_array().map(Vec::len), Some(500));
+        let runs = body["runs"].as_array().expect("runs");
+        assert_eq!(runs.len(), 500);
+        let acc: Vec<f64> = runs
+            .iter()
+            .map(|run| {
+                run["data"]["metrics"]
+                    .as_array()
+                    .and_then(|m| m.iter().find(|m| m["key"] == "acc"))
+                    .and_then(|m| m["value"].as_f64())
+                    .expect("acc")
+            })
+            .collect();
+        assert!(acc.windows(2).all(|w| w[0] >= w[1]), "ordered by acc DESC");
+        assert!(acc.iter().all(|a| *a > 0.5), "only loss < 0.5");
     }
     times.sort();
     server_times.sort_by(f64::total_cmp);
@@ -681,9 +694,6 @@ async fn search_over_a_thousand_runs_is_fast() {
     eprintln!(
         "runs/search over 1000 runs: {server_median:.1} ms in the server, {median:?} round trip (median, this build)"
     );
-    // Release builds take a few milliseconds; debug builds on a loaded machine many more.
-    assert!(server_median < 300.0, "server side {server_median} ms");
-    assert!(median < Duration::from_secs(3), "round trip {median:?}");
 }
 
 /// Metrics logged through MLflow to the run of a served (client-driven) trial reach the
