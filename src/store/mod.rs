@@ -217,6 +217,28 @@ pub struct NewTrial {
     pub state: TrialState,
 }
 
+impl NewTrial {
+    /// The trial as [`Store::create_trials`] recorded it, with store id `id`, at `now`.
+    pub fn recorded(&self, id: i64, now: Micros) -> Trial {
+        let started = self.state == TrialState::Running;
+        Trial {
+            id,
+            index: self.index,
+            name: self.name.clone(),
+            state: self.state,
+            assignment: self.assignment.clone(),
+            objective: None,
+            message: None,
+            attempts: u32::from(started),
+            handle: None,
+            created_at: now,
+            started_at: started.then_some(now),
+            completed_at: None,
+            step: None,
+        }
+    }
+}
+
 /// One reported value of one metric.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Observation {

@@ -383,24 +383,7 @@ impl Store for SqliteStore {
         Ok(trials
             .iter()
             .zip(ids)
-            .map(|(trial, id)| {
-                let started = trial.state == TrialState::Running;
-                Trial {
-                    id,
-                    index: trial.index,
-                    name: trial.name.clone(),
-                    state: trial.state,
-                    assignment: trial.assignment.clone(),
-                    objective: None,
-                    message: None,
-                    attempts: u32::from(started),
-                    handle: None,
-                    created_at: now,
-                    started_at: started.then_some(now),
-                    completed_at: None,
-                    step: None,
-                }
-            })
+            .map(|(trial, id)| trial.recorded(id, now))
             .collect())
     }
 
