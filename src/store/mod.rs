@@ -7,8 +7,10 @@
 //! the algorithms need nothing else (their state is the history).
 //!
 //! [`Store`] is the interface every backend implements; [`sqlite::SqliteStore`] is the embedded
-//! default. [`open`] picks the backend from a store URL. The conformance tests in `tests.rs`
-//! state the contract in code and run against every backend.
+//! default, [`postgres::PostgresStore`] the one several servers share. [`open`] picks the
+//! backend from a store URL. The conformance tests in `tests.rs` state the contract in code and
+//! run against every backend (against PostgreSQL when `TUNEFLOW_TEST_POSTGRES` names a
+//! server).
 //!
 //! Every store is also a [`tracking::Tracking`] store: the same experiments and trials seen
 //! as MLflow experiments and runs, kept in step in the same transactions (`tracking.rs`

@@ -155,4 +155,27 @@ mod tests {
         assert!(!message.contains("hunter2"), "{message}");
         assert!(message.contains("postgres://alice:***@host"), "{message}");
     }
+
+    #[test]
+    fn store_locations_take_both_schemes_and_keep_logs_local() {
+        use crate::store::StoreLocation;
+        for url in [
+            "postgres://alice:hunter2@db.example/tuneflow",
+            "postgresql://alice@db.example:6432/tuneflow?sslmode=disable",
+        ] {
+            let location = StoreLocation::parse(url).expect("a PostgreSQL URL");
+            assert!(
+                matches!(&location, StoreLocation::Postgres(parsed) if parsed.expose() == url),
+                "{location:?}"
+            );
+            assert!(!format!("{location:?}").contains("hunter2"));
+            assert_eq!(
+                location.logs_dir(),
+                std::path::Path::new(crate::store::postgres::LOGS_DIR)
+            );
+        }
+        let other = StoreLocation::parse("mysql://alice:hunter2@db/tuneflow")
+            .expect_err("not a store tuneflow has");
+        assert!(!other.to_string().contains("hunter2"), "{other}");
+    }
 }
