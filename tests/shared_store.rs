@@ -15,6 +15,10 @@ use std::time::{Duration, Instant};
 use common::World;
 use common::server::{Server, client_experiment};
 use serde_json::json;
+use sqlx_core::connection::Connection;
+use sqlx_core::executor::Executor;
+use sqlx_core::sql_str::AssertSqlSafe;
+use sqlx_postgres::PgConnection;
 
 /// The PostgreSQL URL the tests may use, if any.
 fn postgres_url() -> Option<String> {
@@ -33,6 +37,49 @@ fn unique(prefix: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+/// A schema of the test's own in the shared database, so that the servers migrate a fresh
+/// store and leave nothing behind; dropped at the end of the test.
+struct Schema {
+    url: String,
+    name: String,
+}
+
+impl Schema {
+    async fn create(url: &str, name: &str) -> Schema {
+        let mut admin = PgConnection::connect(url)
+            .await
+            .unwrap_or_else(|e| panic!("TUNEFLOW_TEST_POSTGRES={url} cannot be reached: {e}"));
+        admin
+            .execute(AssertSqlSafe(format!("CREATE SCHEMA \"{name}\"")))
+            .await
+            .expect("create the test schema");
+        Schema {
+            url: url.to_string(),
+            name: name.to_string(),
+        }
+    }
+
+    /// The store URL whose connections work in this schema.
+    fn url(&self) -> String {
+        let separator = if self.url.contains('?') { '&' } else { '?' };
+        format!(
+            "{}{separator}options=-c%20search_path%3D{}",
+            self.url, self.name
+        )
+    }
+
+    async fn drop_now(self) {
+        if let Ok(mut admin) = PgConnection::connect(&self.url).await {
+            let _ = admin
+                .execute(AssertSqlSafe(format!(
+                    "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
+                    self.name
+                )))
+                .await;
+        }
+    }
 }
 
 /// What one worker did.
@@ -81,8 +128,10 @@ async fn two_servers_and_eight_workers_never_duplicate_or_lose_a_trial() {
         return;
     };
     let world = World::new();
-    let a = Arc::new(Server::start(&world, &["--store", &url]));
-    let b = Arc::new(Server::start(&world, &["--store", &url]));
+    let schema = Schema::create(&url, &unique("tuneflow_shared").replace('-', "_")).await;
+    let store = schema.url();
+    let a = Arc::new(Server::start(&world, &["--store", &store]));
+    let b = Arc::new(Server::start(&world, &["--store", &store]));
     let name = unique("shared");
     let max = 48;
     a.create(client_experiment(
@@ -135,4 +184,6 @@ async fn two_servers_and_eight_workers_never_duplicate_or_lose_a_trial() {
             );
         }
     }
+    drop((a, b));
+    schema.drop_now().await;
 }
