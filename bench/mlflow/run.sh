@@ -48,6 +48,9 @@ stop_mlflow() {
         # setsid made the server its own process group: stop its workers with it.
         kill -TERM -- "-$mlflow_pid" 2>/dev/null || true
         wait "$mlflow_pid" 2>/dev/null || true
+        # Its job consumers (huey) may outlive the server process.
+        sleep 1
+        kill -KILL -- "-$mlflow_pid" 2>/dev/null || true
         mlflow_pid=""
     fi
 }
