@@ -37,6 +37,10 @@ RESULTS="${RESULTS:-$here/results/$(date -u +%Y%m%dT%H%M%SZ)}"
 
 log() { printf '[mlflow-bench] %s\n' "$*" >&2; }
 
+# The MLflow client's usage telemetry would try to reach the internet on every process start
+# (and wait for it where there is none): off, for both servers alike.
+export MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true GIT_PYTHON_REFRESH=quiet
+
 mkdir -p "$RESULTS"
 RESULTS="$(cd "$RESULTS" && pwd)"
 scratch="$(mktemp -d "${TMPDIR:-/tmp}/tuneflow-mlflow-bench.XXXXXX")"
