@@ -17,7 +17,9 @@
 # Environment: SECONDS_PER_PHASE (default 10), SEARCH_RUNS (1000), PG_URL (default
 #   postgres://postgres@127.0.0.1:5432; a fresh database is created in it and dropped after),
 #   PG_WORKERS (8), PG_SERVERS (2), PG_ROUNDS (250 per worker), SKIP_PG=1, SKIP_MLFLOW=1,
-#   RESULTS (default bench/mlflow/results/<UTC time>), CARGO_TARGET_DIR as cargo understands it.
+#   RESULTS (default bench/mlflow/results/<UTC time>), TUNEFLOW_BIN (a release binary to use
+#   instead of building; the revision noted is then the checkout's), CARGO_TARGET_DIR as cargo
+#   understands it.
 # Prints analyze.py's markdown (also RESULTS/report.md) and writes bench/mlflow/throughput.png.
 set -euo pipefail
 
@@ -86,12 +88,17 @@ wait_http() { # URL SECONDS
     done
 }
 
-# --- 1. Build tuneflow (release) -------------------------------------------------------------
-log "building tuneflow (cargo build --release)"
-(cd "$repo" && cargo build --release --bin tuneflow)
-target_dir="$(cd "$repo" && cargo metadata --format-version 1 --no-deps |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
-tuneflow="$target_dir/release/tuneflow"
+# --- 1. Build tuneflow (release), unless TUNEFLOW_BIN names a built one -----------------------
+if [[ -n "${TUNEFLOW_BIN:-}" ]]; then
+    tuneflow="$(realpath "$TUNEFLOW_BIN")"
+    log "using $tuneflow (TUNEFLOW_BIN)"
+else
+    log "building tuneflow (cargo build --release)"
+    (cd "$repo" && cargo build --release --bin tuneflow)
+    target_dir="$(cd "$repo" && cargo metadata --format-version 1 --no-deps |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+    tuneflow="$target_dir/release/tuneflow"
+fi
 [[ -x "$tuneflow" ]] || { log "no binary at $tuneflow"; exit 1; }
 
 # --- 2. The Python environment: mlflow (server and client), matplotlib ------------------------
