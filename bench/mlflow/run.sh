@@ -175,8 +175,7 @@ stop_tuneflow
 if [[ "$SKIP_PG" != 1 ]]; then
     pg_db="tuneflow_bench_$(date -u +%Y%m%d%H%M%S)_$$"
     if psql "$PG_URL/postgres" -qc "CREATE DATABASE $pg_db" > /dev/null 2> "$scratch/pg.err"; then
-        probe="$("$tuneflow" --store "$PG_URL/$pg_db" experiments 2>&1 > /dev/null || true)"
-        if [[ -z "$probe" ]]; then
+        if "$tuneflow" --store "$PG_URL/$pg_db" experiments > /dev/null 2> "$scratch/probe.err"; then
             log "ask + complete: $PG_SERVERS servers, $PG_WORKERS workers on PostgreSQL ($pg_db)"
             "$py" "$here/pg_throughput.py" --tuneflow "$tuneflow" --store "$PG_URL/$pg_db" \
                 --scratch "$scratch/pg" --out "$RESULTS/pg.json" --servers "$PG_SERVERS" \
@@ -184,6 +183,7 @@ if [[ "$SKIP_PG" != 1 ]]; then
                 { status=1; log "PostgreSQL throughput FAILED (see above)"; }
             cp "$scratch"/pg/serve-*.log "$RESULTS/" 2>/dev/null || true
         else
+            probe="$(head -c 300 "$scratch/probe.err")"
             log "this tuneflow build cannot use PostgreSQL: $probe"
             "$py" "$here/analyze.py" --meta "$RESULTS/pg.json" skipped="$probe"
         fi
