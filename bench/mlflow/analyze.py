@@ -38,7 +38,8 @@ def figures(result: dict) -> dict:
     if "logBatch" in result:
         out["log-batch of 1,000"] = (result["logBatch"]["perSecond"], "points/s", True)
     if "search" in result:
-        out["search over 1,000 runs"] = (result["search"]["latencyMs"]["median"], "ms (median)", False)
+        out[f"search over {result['search']['runs']:,} runs"] = (
+            result["search"]["latencyMs"]["median"], "ms (median)", False)
     return out
 
 
@@ -125,8 +126,8 @@ def draw(theirs: dict, ours: dict, pg: dict, meta: dict, path: Path) -> None:
                 ratio = per_second(ours[n]) / per_second(theirs[n])
                 ax.annotate(f"{ratio:,.0f}x", (i + 0.2, per_second(ours[n])), ha="center",
                             va="bottom", fontsize=9)
-    labels = [n.replace("search over 1,000 runs", "searches/s\nover 1,000 runs")
-               .replace(", ", ",\n") for n in names]
+    labels = [n.replace("search over", "searches/s\nover").replace(", ", ",\n")
+              for n in names]
     ax.set_xticks(list(x), labels, fontsize=8)
     ax.set_yscale("log")
     ax.set_ylabel("per second (log scale)")

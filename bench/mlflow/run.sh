@@ -17,7 +17,9 @@
 # Environment: SECONDS_PER_PHASE (default 10), SEARCH_RUNS (1000), PG_URL (default
 #   postgres://postgres@127.0.0.1:5432; a fresh database is created in it and dropped after),
 #   PG_WORKERS (8), PG_SERVERS (2), PG_ROUNDS (250 per worker), SKIP_PG=1, SKIP_MLFLOW=1,
-#   RESULTS (default bench/mlflow/results/<UTC time>), CARGO_TARGET_DIR as cargo understands it.
+#   RESULTS (default bench/mlflow/results/<UTC time>), TUNEFLOW_BIN (a release binary to use
+#   instead of building; the revision noted is then the checkout's), CARGO_TARGET_DIR as cargo
+#   understands it.
 # Prints analyze.py's markdown (also RESULTS/report.md) and writes bench/mlflow/throughput.png.
 set -euo pipefail
 
@@ -37,6 +39,10 @@ RESULTS="${RESULTS:-$here/results/$(date -u +%Y%m%dT%H%M%SZ)}"
 
 log() { printf '[mlflow-bench] %s\n' "$*" >&2; }
 
+# The MLflow client's usage telemetry would try to reach the internet on every process start
+# (and wait for it where there is none): off, for both servers alike.
+export MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true GIT_PYTHON_REFRESH=quiet
+
 mkdir -p "$RESULTS"
 RESULTS="$(cd "$RESULTS" && pwd)"
 scratch="$(mktemp -d "${TMPDIR:-/tmp}/tuneflow-mlflow-bench.XXXXXX")"
@@ -48,6 +54,9 @@ stop_mlflow() {
         # setsid made the server its own process group: stop its workers with it.
         kill -TERM -- "-$mlflow_pid" 2>/dev/null || true
         wait "$mlflow_pid" 2>/dev/null || true
+        # Its job consumers (huey) may outlive the server process.
+        sleep 1
+        kill -KILL -- "-$mlflow_pid" 2>/dev/null || true
         mlflow_pid=""
     fi
 }
@@ -79,12 +88,17 @@ wait_http() { # URL SECONDS
     done
 }
 
-# --- 1. Build tuneflow (release) -------------------------------------------------------------
-log "building tuneflow (cargo build --release)"
-(cd "$repo" && cargo build --release --bin tuneflow)
-target_dir="$(cd "$repo" && cargo metadata --format-version 1 --no-deps |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
-tuneflow="$target_dir/release/tuneflow"
+# --- 1. Build tuneflow (release), unless TUNEFLOW_BIN names a built one -----------------------
+if [[ -n "${TUNEFLOW_BIN:-}" ]]; then
+    tuneflow="$(realpath "$TUNEFLOW_BIN")"
+    log "using $tuneflow (TUNEFLOW_BIN)"
+else
+    log "building tuneflow (cargo build --release)"
+    (cd "$repo" && cargo build --release --bin tuneflow)
+    target_dir="$(cd "$repo" && cargo metadata --format-version 1 --no-deps |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+    tuneflow="$target_dir/release/tuneflow"
+fi
 [[ -x "$tuneflow" ]] || { log "no binary at $tuneflow"; exit 1; }
 
 # --- 2. The Python environment: mlflow (server and client), matplotlib ------------------------
@@ -161,8 +175,7 @@ stop_tuneflow
 if [[ "$SKIP_PG" != 1 ]]; then
     pg_db="tuneflow_bench_$(date -u +%Y%m%d%H%M%S)_$$"
     if psql "$PG_URL/postgres" -qc "CREATE DATABASE $pg_db" > /dev/null 2> "$scratch/pg.err"; then
-        probe="$("$tuneflow" --store "$PG_URL/$pg_db" experiments 2>&1 > /dev/null || true)"
-        if [[ -z "$probe" ]]; then
+        if "$tuneflow" --store "$PG_URL/$pg_db" experiments > /dev/null 2> "$scratch/probe.err"; then
             log "ask + complete: $PG_SERVERS servers, $PG_WORKERS workers on PostgreSQL ($pg_db)"
             "$py" "$here/pg_throughput.py" --tuneflow "$tuneflow" --store "$PG_URL/$pg_db" \
                 --scratch "$scratch/pg" --out "$RESULTS/pg.json" --servers "$PG_SERVERS" \
@@ -170,6 +183,7 @@ if [[ "$SKIP_PG" != 1 ]]; then
                 { status=1; log "PostgreSQL throughput FAILED (see above)"; }
             cp "$scratch"/pg/serve-*.log "$RESULTS/" 2>/dev/null || true
         else
+            probe="$(head -c 300 "$scratch/probe.err")"
             log "this tuneflow build cannot use PostgreSQL: $probe"
             "$py" "$here/analyze.py" --meta "$RESULTS/pg.json" skipped="$probe"
         fi

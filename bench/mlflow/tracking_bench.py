@@ -6,6 +6,9 @@ Raw HTTP: one keep-alive `http.client` connection (TCP_NODELAY), JSON bodies bui
 where possible, each call timed from just before the request to the end of the response body.
 Official client: `mlflow.MlflowClient(tracking_uri)` (requests, its own keep-alive session).
 
+First, untimed, a warm-up: 20 log-metric calls through each client, 3 log-batch calls and 3
+searches, so that no server is measured while it still initialises lazily after its start.
+
 Phases (each bounded by --seconds of wall time and a maximum count, whichever comes first):
 
   log-metric   sequential POST runs/log-metric, one point per call (step = call number),
@@ -43,6 +46,7 @@ SEARCH_FILTER = "metrics.loss < 0.5 and params.optimizer = 'adam'"
 SEARCH_ORDER = ["metrics.loss ASC"]
 OPTIMIZERS = ["adam", "sgd", "rmsprop"]
 SETUP_THREADS = 4
+WARM_UP_CALLS = 20
 
 
 class Raw:
@@ -115,6 +119,26 @@ def timings(latencies: list[float], elapsed: float, unit_count: int) -> dict:
                           "p90": percentile(latencies, 0.9) * 1e3,
                           "p99": percentile(latencies, 0.99) * 1e3,
                           "mean": statistics.fmean(latencies) * 1e3}}
+
+
+def warm_up(uri: str, raw: Raw, tag: str) -> None:
+    """Untimed calls of every kind measured, through both clients, so that neither server is
+    measured while it still imports or initialises lazily (MLflow's workers do, after start)."""
+    from mlflow import MlflowClient
+    client = MlflowClient(tracking_uri=uri)
+    experiment_id, run_id = new_run(raw, f"bench-warm-up-{tag}")
+    for step in range(WARM_UP_CALLS):
+        raw.post("runs/log-metric", {"run_id": run_id, "key": "w", "value": 1.0,
+                                     "timestamp": now_ms(), "step": step})
+        client.log_metric(run_id, "w", 2.0, step=step)
+    for batch in range(3):
+        raw.post("runs/log-batch", {"run_id": run_id, "metrics": [
+            {"key": "b", "value": 0.5, "timestamp": now_ms(), "step": batch * 1000 + s}
+            for s in range(1000)]})
+    for _ in range(3):
+        raw.post("runs/search", {"experiment_ids": [experiment_id], "filter": SEARCH_FILTER,
+                                 "order_by": SEARCH_ORDER, "max_results": 1000})
+    raw.history(run_id, "w")
 
 
 def log_metric(uri: str, raw: Raw, tag: str, seconds: float, max_calls: int) -> dict:
@@ -245,6 +269,8 @@ def main() -> int:
     raw = Raw(args.uri)
     result = {"server": args.name, "uri": args.uri}
     phases = args.phases.split(",")
+    print(f"[{args.name}] warm-up (untimed)", file=sys.stderr, flush=True)
+    warm_up(args.uri, raw, tag)
     if "log-metric" in phases:
         print(f"[{args.name}] log-metric", file=sys.stderr, flush=True)
         result["logMetric"] = log_metric(args.uri, raw, tag, args.seconds, args.max_calls)
