@@ -23,6 +23,7 @@ pub struct Ledger {
     best: Option<usize>,
     pending: VecDeque<usize>,
     direction: Direction,
+    next_index: u64,
 }
 
 impl Ledger {
@@ -35,6 +36,7 @@ impl Ledger {
             best: None,
             pending: VecDeque::new(),
             direction,
+            next_index: 0,
         };
         for trial in trials {
             ledger.push(trial);
@@ -45,6 +47,7 @@ impl Ledger {
     /// Adds a trial; a Pending one joins the start queue.
     pub fn push(&mut self, trial: Trial) {
         let position = self.trials.len();
+        self.next_index = self.next_index.max(trial.index + 1);
         self.counts.shift(None, trial.state);
         self.history
             .push(rules::history_record(&trial, self.direction));
@@ -53,6 +56,12 @@ impl Ledger {
         }
         self.trials.push(trial);
         self.consider_best(position);
+    }
+
+    /// The index a new trial takes: one past the highest known (on a shared store the ledger
+    /// may know a trial before the ones other servers recorded just ahead of it).
+    pub fn next_index(&self) -> u64 {
+        self.next_index
     }
 
     /// The next trial waiting to start, removed from the queue.

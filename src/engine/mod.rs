@@ -489,6 +489,11 @@ impl Engine {
 /// Asks the algorithm for `count` assignments and records them as trials in `first_state`
 /// (Pending for trials the engine starts, Running for trials handed to a client). Returns the
 /// recorded trials and whether the algorithm has nothing more to suggest.
+///
+/// On a shared store another server may take the next index between this process's last look
+/// and its insert; the same suggestions are then numbered from the store's count and recorded
+/// again (a few times at most), rather than asking the algorithm anew while the other server
+/// races ahead. A refusal for any other reason (a full cap) is returned.
 async fn record_suggestions(
     store: &dyn Store,
     experiment: &Experiment,
@@ -497,30 +502,45 @@ async fn record_suggestions(
     count: u32,
     first_state: TrialState,
 ) -> Result<(Vec<Trial>, bool), StoreError> {
+    const RENUMBERINGS: usize = 16;
     let suggestions = algorithm.suggest(experiment.seed, ledger.history(), count as usize);
-    let first = ledger.trials().len() as u64;
-    let new: Vec<NewTrial> = suggestions
-        .assignments
-        .into_iter()
-        .enumerate()
-        .map(|(offset, assignment)| {
-            let index = first + offset as u64;
-            NewTrial {
-                index,
-                name: trial_name(&experiment.name, index),
-                assignment,
-                state: first_state,
-            }
-        })
-        .collect();
-    let created = if new.is_empty() {
-        Vec::new()
-    } else {
-        store
+    if suggestions.assignments.is_empty() {
+        return Ok((Vec::new(), suggestions.exhausted));
+    }
+    let mut first = ledger.next_index();
+    let mut attempt = 0;
+    loop {
+        let new: Vec<NewTrial> = suggestions
+            .assignments
+            .iter()
+            .enumerate()
+            .map(|(offset, assignment)| {
+                let index = first + offset as u64;
+                NewTrial {
+                    index,
+                    name: trial_name(&experiment.name, index),
+                    assignment: assignment.clone(),
+                    state: first_state,
+                }
+            })
+            .collect();
+        match store
             .create_trials(experiment.id, &experiment.spec, &new)
-            .await?
-    };
-    Ok((created, suggestions.exhausted))
+            .await
+        {
+            Ok(created) => return Ok((created, suggestions.exhausted)),
+            Err(StoreError::Conflict(why)) if store.is_shared() && attempt < RENUMBERINGS => {
+                let stored = store.trial_count(experiment.id).await?;
+                if stored == first {
+                    // The index was free: a cap refused them.
+                    return Err(StoreError::Conflict(why));
+                }
+                first = stored;
+                attempt += 1;
+            }
+            Err(error) => return Err(error),
+        }
+    }
 }
 
 /// Records a new experiment, with its seed (`random_state`, or drawn from the system's

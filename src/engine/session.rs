@@ -15,8 +15,10 @@
 //!
 //! On a store several processes share ([`Store::is_shared`], PostgreSQL), every server keeps a
 //! session for the same experiment. None of them claims it; instead each session reloads the
-//! trials the others recorded before it suggests, and whenever it meets a trial it does not
-//! know ([`Session::sync`]). The store itself keeps them apart: `create_trials` enforces
+//! trials the others recorded before it suggests (at most every [`RELOAD_INTERVAL`]), reads a
+//! trial it does not know from the store when a client names it, and reloads once no new
+//! trial may start, so that whichever server finishes the last trial ends the experiment
+//! ([`Session::sync`]). The store itself keeps them apart: `create_trials` enforces
 //! `maxTrialCount` and `parallelTrialCount` inside its transaction and refuses taken indices,
 //! and `finish_trial` refuses a trial that is final already, so the worst a race costs is a
 //! retry. A server watches the leases of the trials it handed out or heard from; a trial
@@ -42,6 +44,11 @@ use crate::store::{
 
 /// How long a client may hold a trial without reporting when `trialLeaseSeconds` is not set.
 pub const DEFAULT_TRIAL_LEASE: Duration = Duration::from_secs(3600);
+
+/// On a shared store, how stale a session's view may be when it suggests: the store enforces
+/// the limits either way, so this only bounds how long the algorithm may miss another
+/// server's results (and what reloading every trial costs per suggestion).
+const RELOAD_INTERVAL: Duration = Duration::from_millis(100);
 
 /// The longest metric name accepted (MLflow's limit for keys).
 const MAX_METRIC_NAME: usize = 250;
@@ -131,6 +138,8 @@ pub struct Session {
     stopper: Option<Stopper>,
     /// True on a shared store: see the module documentation.
     shared: bool,
+    /// When the trials were last reloaded from a shared store.
+    reloaded: Option<Instant>,
 }
 
 impl std::fmt::Debug for Session {
@@ -205,6 +214,7 @@ impl Session {
             owner: owner.to_string(),
             stopper,
             shared,
+            reloaded: None,
         };
         if session.experiment.state == ExperimentState::Created
             || session.experiment.state == ExperimentState::Interrupted
@@ -251,47 +261,84 @@ impl Session {
             .filter(|e| e.id == self.experiment.id)
             .ok_or_else(|| StoreError::NotFound(self.experiment.name.clone()))?;
         self.experiment = current;
-        let mut changed = Vec::new();
-        for trial in store.trials(self.experiment.id).await? {
-            match self.positions.get(&trial.name) {
-                Some(&position) => {
-                    let known = self.ledger.trial(position);
-                    if known.state == trial.state || known.state.is_final() {
-                        continue;
-                    }
-                    if trial.state.is_final() {
-                        self.leases.remove(&position);
-                    }
-                    self.ledger.update(
-                        position,
-                        trial.state,
-                        trial.objective,
-                        trial.message.clone(),
-                        trial.step,
-                    );
-                }
-                None => {
-                    self.positions
-                        .insert(trial.name.clone(), self.ledger.trials().len());
-                    self.ledger.push(trial.clone());
-                }
-            }
-            changed.push(trial);
-        }
+        let trials = store.trials(self.experiment.id).await?;
+        let changed: Vec<Trial> = trials.into_iter().filter(|t| self.take_in(t)).collect();
         if let Some(stopper) = &self.stopper {
             stopper.load(store, &changed).await?;
         }
         self.exhausted |= is_exhausted(self.algorithm.as_ref(), self.ledger.trials().len());
+        self.reloaded = Some(Instant::now());
         Ok(())
     }
 
-    /// The position of trial `name`, reloading the trials once when it is not known (another
-    /// server of a shared store may have handed it out).
+    /// Takes in a trial as another process stored it: a new one joins the ledger, a known one
+    /// that another process finished is finished here too. True when anything changed.
+    fn take_in(&mut self, trial: &Trial) -> bool {
+        let Some(&position) = self.positions.get(&trial.name) else {
+            self.positions
+                .insert(trial.name.clone(), self.ledger.trials().len());
+            self.ledger.push(trial.clone());
+            return true;
+        };
+        let known = self.ledger.trial(position);
+        if known.state == trial.state || known.state.is_final() {
+            return false;
+        }
+        if trial.state.is_final() {
+            self.leases.remove(&position);
+        }
+        self.ledger.update(
+            position,
+            trial.state,
+            trial.objective,
+            trial.message.clone(),
+            trial.step,
+        );
+        true
+    }
+
+    /// [`Session::sync`] when the last reload is not recent (see [`RELOAD_INTERVAL`]) or
+    /// another process recorded trials since: a new suggestion needs the next free index.
+    async fn refresh(&mut self, store: &dyn Store) -> Result<(), EngineError> {
+        if !self.shared {
+            return Ok(());
+        }
+        let recent = self
+            .reloaded
+            .is_some_and(|at| at.elapsed() < RELOAD_INTERVAL);
+        if recent && store.trial_count(self.experiment.id).await? <= self.ledger.next_index() {
+            return Ok(());
+        }
+        self.sync(store).await
+    }
+
+    /// The position of trial `name`. On a shared store, a trial this session does not know
+    /// may have been handed out by another server: it is read from the store and taken in.
     async fn locate(&mut self, store: &dyn Store, trial: &str) -> Result<usize, EngineError> {
-        if !self.positions.contains_key(trial) {
-            self.sync(store).await?;
+        if self.shared
+            && !self.positions.contains_key(trial)
+            && let Some(stored) = store.trial(self.experiment.id, trial).await?
+        {
+            self.take_in(&stored);
+            if let Some(stopper) = &self.stopper {
+                stopper.load(store, std::slice::from_ref(&stored)).await?;
+            }
         }
         self.position(trial)
+    }
+
+    /// Settles the experiment after a trial ended. On a shared store the ledger may not know
+    /// yet that other servers finished their last trials; once no new trial may start, it
+    /// reloads before deciding, so that whichever server finishes last ends the experiment.
+    async fn conclude(&mut self, store: &dyn Store) -> Result<(), EngineError> {
+        self.settle(store).await?;
+        if self.shared
+            && self.experiment.state == ExperimentState::Running
+            && self.limit().is_some_and(|(done, _)| done)
+        {
+            self.sync(store).await?;
+        }
+        Ok(())
     }
 
     /// Hands out up to `count` new trials, recorded as Running before this returns.
@@ -300,7 +347,7 @@ impl Session {
         store: &dyn Store,
         count: u32,
     ) -> Result<Suggested, EngineError> {
-        self.sync(store).await?;
+        self.refresh(store).await?;
         let mut trials = Vec::new();
         if let Some((created, exhausted)) = self.record(store, count).await? {
             self.exhausted |= exhausted
@@ -514,7 +561,7 @@ impl Session {
             step: reached,
         };
         self.finish(store, position, outcome, &[]).await?;
-        self.settle(store).await?;
+        self.conclude(store).await?;
         Ok(Decision::Prune)
     }
 
@@ -615,7 +662,7 @@ impl Session {
             }
         }
         self.finish(store, position, outcome, &observations).await?;
-        self.settle(store).await?;
+        self.conclude(store).await?;
         Ok(self.ledger.trial(position).clone())
     }
 
@@ -646,7 +693,7 @@ impl Session {
             self.finish(store, position, outcome, &[]).await?;
         }
         if !expired.is_empty() {
-            self.settle(store).await?;
+            self.conclude(store).await?;
         }
         Ok(expired.len())
     }

@@ -407,6 +407,10 @@ pub trait Store: Tracking + Send + Sync {
     /// Every trial of an experiment, by index.
     async fn trials(&self, experiment_id: i64) -> Result<Vec<Trial>, StoreError>;
 
+    /// How many trials an experiment has (indices have no gaps, so also the next index): a
+    /// cheap check of whether another process recorded trials.
+    async fn trial_count(&self, experiment_id: i64) -> Result<u64, StoreError>;
+
     /// The trial of an experiment called `name`, if any.
     async fn trial(&self, experiment_id: i64, name: &str) -> Result<Option<Trial>, StoreError>;
 

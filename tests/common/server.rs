@@ -20,15 +20,18 @@ impl Server {
     /// Starts `tuneflow serve --addr 127.0.0.1:0` in `world` with `args`, and waits for its
     /// address line.
     pub fn start(world: &World, args: &[&str]) -> Server {
-        let mut child = world
-            .tuneflow()
+        let mut command = world.tuneflow();
+        command
             .args(["serve", "--addr", "127.0.0.1:0"])
             .args(args)
             .env_remove("TUNEFLOW_TOKEN")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start tuneflow serve");
+            .stderr(Stdio::null());
+        // TUNEFLOW_TEST_SERVER_LOGS=FILTER shows the servers' logs at that level (debugging).
+        if let Some(filter) = std::env::var_os("TUNEFLOW_TEST_SERVER_LOGS") {
+            command.env("TUNEFLOW_LOG", filter).stderr(Stdio::inherit());
+        }
+        let mut child = command.spawn().expect("start tuneflow serve");
         let stdout = child.stdout.take().expect("stdout is piped");
         let mut line = String::new();
         BufReader::new(stdout)

@@ -565,6 +565,26 @@ impl Store for PostgresStore {
         .await
     }
 
+    async fn trial_count(&self, experiment_id: i64) -> Result<u64, StoreError> {
+        let count: i64 = self
+            .read(
+                "trial_count",
+                &experiment_id,
+                |connection, experiment_id| {
+                    Box::pin(async move {
+                        Ok(query_scalar::<Postgres, i64>(
+                            "SELECT COUNT(*) FROM trials WHERE experiment_id = $1",
+                        )
+                        .bind(*experiment_id)
+                        .fetch_one(connection)
+                        .await?)
+                    })
+                },
+            )
+            .await?;
+        Ok(count.max(0) as u64)
+    }
+
     async fn trial(&self, experiment_id: i64, name: &str) -> Result<Option<Trial>, StoreError> {
         self.read(
             "trial",

@@ -387,6 +387,17 @@ impl Store for SqliteStore {
             .collect())
     }
 
+    async fn trial_count(&self, experiment_id: i64) -> Result<u64, StoreError> {
+        let count: i64 = self
+            .read(move |tx| {
+                Ok(tx
+                    .prepare_cached("SELECT COUNT(*) FROM trials WHERE experiment_id = ?1")?
+                    .query_row([experiment_id], |row| row.get(0))?)
+            })
+            .await?;
+        Ok(count.max(0) as u64)
+    }
+
     async fn trial(&self, experiment_id: i64, name: &str) -> Result<Option<Trial>, StoreError> {
         let name = name.to_string();
         self.read(move |tx| {
