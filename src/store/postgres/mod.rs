@@ -573,7 +573,7 @@ impl Store for PostgresStore {
                 |connection, experiment_id| {
                     Box::pin(async move {
                         Ok(query_scalar::<Postgres, i64>(
-                            "SELECT COUNT(*) FROM trials WHERE experiment_id = $1",
+                            "SELECT COALESCE(MAX(idx) + 1, 0) FROM trials WHERE experiment_id = $1",
                         )
                         .bind(*experiment_id)
                         .fetch_one(connection)
@@ -811,9 +811,11 @@ async fn insert_trials(
         .fetch_optional(&mut *connection)
         .await?
         .ok_or_else(|| missing_experiment(experiment_id))?;
+    // Both read an index range, not every trial of the experiment: indices have no gaps, so
+    // the highest + 1 is the total.
     let (total, unfinished): (i64, i64) = query_as::<Postgres, (i64, i64)>(
-        "SELECT COUNT(*), COUNT(*) FILTER (WHERE state IN ('Pending', 'Running')) \
-         FROM trials WHERE experiment_id = $1",
+        "SELECT (SELECT COALESCE(MAX(idx) + 1, 0) FROM trials WHERE experiment_id = $1), \
+         (SELECT COUNT(*) FROM trials WHERE experiment_id = $1 AND state IN ('Pending', 'Running'))",
     )
     .bind(experiment_id)
     .fetch_one(&mut *connection)

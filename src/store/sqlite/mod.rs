@@ -329,8 +329,11 @@ impl Store for SqliteStore {
             .change(move |tx| {
                 let (total, unfinished): (i64, i64) = tx
                     .prepare_cached(
-                        "SELECT COUNT(*), COUNT(*) FILTER (WHERE state IN ('Pending', 'Running')) \
-                         FROM trials WHERE experiment_id = ?1",
+                        // Both read an index range, not every trial of the experiment:
+                        // indices have no gaps, so the highest + 1 is the total.
+                        "SELECT (SELECT COALESCE(MAX(idx) + 1, 0) FROM trials WHERE experiment_id = ?1), \
+                         (SELECT COUNT(*) FROM trials WHERE experiment_id = ?1 \
+                          AND state IN ('Pending', 'Running'))",
                     )?
                     .query_row([experiment_id], |row| Ok((row.get(0)?, row.get(1)?)))?;
                 caps.check(total, unfinished, rows.len())?;
@@ -391,7 +394,9 @@ impl Store for SqliteStore {
         let count: i64 = self
             .read(move |tx| {
                 Ok(tx
-                    .prepare_cached("SELECT COUNT(*) FROM trials WHERE experiment_id = ?1")?
+                    .prepare_cached(
+                        "SELECT COALESCE(MAX(idx) + 1, 0) FROM trials WHERE experiment_id = ?1",
+                    )?
                     .query_row([experiment_id], |row| row.get(0))?)
             })
             .await?;
