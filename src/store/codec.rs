@@ -5,7 +5,40 @@
 use tuneflow_algorithms::{Assignment, ParameterValue};
 
 use crate::spec::ExperimentSpec;
-use crate::store::StoreError;
+use crate::store::{NewTrial, StoreError, TrialState};
+
+/// A new trial as written: (index, name, first state, parameters as JSON).
+pub(crate) type TrialRow = (i64, String, TrialState, String);
+
+/// A trial run's params: each parameter's name and its value as tuneflow writes it.
+pub(crate) type RunParams = Vec<(String, String)>;
+
+/// What [`Store::create_trials`](crate::store::Store::create_trials) writes for `trials`: the
+/// trial rows and, for each, its run's params.
+pub(crate) fn encode_new_trials(
+    spec: &ExperimentSpec,
+    trials: &[NewTrial],
+) -> (Vec<TrialRow>, Vec<RunParams>) {
+    trials
+        .iter()
+        .map(|t| {
+            let row = (
+                t.index as i64,
+                t.name.clone(),
+                t.state,
+                encode_assignment(spec, &t.assignment),
+            );
+            let params = spec
+                .space
+                .parameters
+                .iter()
+                .zip(&t.assignment)
+                .map(|(p, v)| (p.name.clone(), v.to_string()))
+                .collect();
+            (row, params)
+        })
+        .unzip()
+}
 
 /// Encodes a spec as stored.
 pub(crate) fn encode_spec(spec: &ExperimentSpec) -> Result<String, StoreError> {

@@ -266,6 +266,83 @@ pub struct RunUpdate {
     pub name: Option<String>,
 }
 
+// The rules both backends follow, written once.
+
+/// A new run id: a random (version 4) UUID as 32 lowercase hex digits, as MLflow writes them.
+pub(crate) fn new_run_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// The artifact URI of run `run_id` in an experiment whose artifacts go to `location`.
+pub(crate) fn run_artifact_uri(location: &str, run_id: &str) -> String {
+    format!("{}/{run_id}/artifacts", location.trim_end_matches('/'))
+}
+
+/// `mlflow-artifacts:/<id>`: where an experiment's artifacts go unless it was told otherwise.
+pub(crate) fn default_artifact_location(id: i64) -> String {
+    format!("mlflow-artifacts:/{id}")
+}
+
+/// The end time a run in `status` gets when its status is set at `now`.
+pub(crate) fn end_time(status: RunStatus, now: Micros) -> Option<Micros> {
+    status.is_terminal().then_some(now)
+}
+
+/// Reads a stored lifecycle stage.
+pub(crate) fn lifecycle(name: &str) -> Result<Lifecycle, StoreError> {
+    Lifecycle::parse(name).ok_or_else(|| StoreError::Corrupt(format!("unknown lifecycle `{name}`")))
+}
+
+/// The error for a tracking experiment that is not there.
+pub(crate) fn missing_experiment(id: i64) -> StoreError {
+    StoreError::Missing {
+        what: "tracking experiment",
+        key: id.to_string(),
+    }
+}
+
+/// The error for a run that is not there.
+pub(crate) fn missing_run(run_id: &str) -> StoreError {
+    StoreError::Missing {
+        what: "run",
+        key: run_id.to_string(),
+    }
+}
+
+/// Fails when something in `lifecycle` may not be changed: `what` names it ("run r",
+/// "tracking experiment 3"), `doing` says what was refused.
+pub(crate) fn require_active(
+    lifecycle: Lifecycle,
+    what: &str,
+    doing: &str,
+) -> Result<(), StoreError> {
+    match lifecycle {
+        Lifecycle::Active => Ok(()),
+        Lifecycle::Deleted => Err(StoreError::Conflict(format!(
+            "cannot {doing} {what}: it is deleted (restore it first)"
+        ))),
+    }
+}
+
+/// True when a param logged again as `new` is the value `old` already logged: the same text,
+/// or, for a trial's run, the same number written another way (`1e-05` and `0.00001`).
+pub(crate) fn same_param(trial: bool, old: &str, new: &str) -> bool {
+    old == new
+        || (trial
+            && matches!(
+                (old.trim().parse::<f64>(), new.trim().parse::<f64>()),
+                (Ok(a), Ok(b)) if a == b
+            ))
+}
+
+/// The error for a param logged again with another value.
+pub(crate) fn param_conflict(run_id: &str, key: &str, old: &str, new: &str) -> StoreError {
+    StoreError::Conflict(format!(
+        "param `{key}` of run {run_id} was logged as `{old}` and cannot change to `{new}`: \
+         params are written once"
+    ))
+}
+
 /// The tracking half of the store: MLflow's experiments and runs.
 ///
 /// Every method is atomic. Missing experiments and runs are [`StoreError::Missing`] (`what`

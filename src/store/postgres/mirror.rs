@@ -16,28 +16,9 @@ use sqlx_postgres::{PgConnection, Postgres};
 use super::rows::unique_violation;
 use crate::store::tracking::{
     EXPERIMENT_TAG, Lifecycle, PARENT_RUN_TAG, RUN_NAME_TAG, RunStatus, TRIAL_TAG, TUNEFLOW_USER,
+    default_artifact_location, end_time, new_run_id, run_artifact_uri,
 };
 use crate::store::{ExperimentState, Micros, StoreError, TrialState};
-
-/// A new run id: a random (version 4) UUID as 32 lowercase hex digits, as MLflow writes them.
-pub(super) fn new_run_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
-}
-
-/// The artifact URI of run `run_id` in an experiment whose artifacts go to `location`.
-pub(super) fn run_artifact_uri(location: &str, run_id: &str) -> String {
-    format!("{}/{run_id}/artifacts", location.trim_end_matches('/'))
-}
-
-/// `mlflow-artifacts:/<id>`: where an experiment's artifacts go unless it was told otherwise.
-pub(super) fn default_artifact_location(id: i64) -> String {
-    format!("mlflow-artifacts:/{id}")
-}
-
-/// The end time a run in `status` gets when its status is set at `now`.
-fn end_time(status: RunStatus, now: Micros) -> Option<Micros> {
-    status.is_terminal().then_some(now)
-}
 
 /// A run's row, to insert.
 pub(super) struct RunRow<'a> {

@@ -63,7 +63,7 @@ use self::rows::{
 };
 pub use self::url::PostgresUrl;
 pub(crate) use self::url::redact;
-use super::codec::{decode_spec, encode_assignment, encode_spec};
+use super::codec::{RunParams, TrialRow, decode_spec, encode_new_trials, encode_spec};
 use super::{
     Experiment, ExperimentState, Micros, NewTrial, Observation, Store, StoreError, Trial,
     TrialCaps, TrialOutcome, TrialState, already_finished, now_micros,
@@ -239,9 +239,6 @@ async fn spec_of(
             .ok_or_else(|| missing_experiment(experiment_id))?;
     decode_spec(&spec)
 }
-
-/// A new trial as written: (index, name, state, parameters as JSON).
-type TrialRow = (i64, String, TrialState, String);
 
 #[async_trait]
 impl Store for PostgresStore {
@@ -507,25 +504,7 @@ impl Store for PostgresStore {
         trials: &[NewTrial],
     ) -> Result<Vec<Trial>, StoreError> {
         let now = now_micros();
-        let rows: Vec<TrialRow> = trials
-            .iter()
-            .map(|t| {
-                let parameters = encode_assignment(spec, &t.assignment);
-                (t.index as i64, t.name.clone(), t.state, parameters)
-            })
-            .collect();
-        // Each trial's params for its run: name and the value as tuneflow writes it.
-        let params: Vec<Vec<(String, String)>> = trials
-            .iter()
-            .map(|t| {
-                spec.space
-                    .parameters
-                    .iter()
-                    .zip(&t.assignment)
-                    .map(|(p, v)| (p.name.clone(), v.to_string()))
-                    .collect()
-            })
-            .collect();
+        let (rows, params) = encode_new_trials(spec, trials);
         let input = (experiment_id, TrialCaps::of(spec), rows, params, now);
         let ids = self
             .write(
@@ -801,7 +780,7 @@ async fn insert_trials(
     experiment_id: i64,
     caps: TrialCaps,
     rows: &[TrialRow],
-    params: &[Vec<(String, String)>],
+    params: &[RunParams],
     now: Micros,
 ) -> Result<Vec<i64>, StoreError> {
     // Every writer of this experiment's trials takes this lock first, so the counts below

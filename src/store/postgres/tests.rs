@@ -24,7 +24,7 @@ use sqlx_postgres::{PgConnectOptions, PgConnection, PgPoolOptions, Postgres};
 use super::retry::{self, Access};
 use super::{PostgresStore, PostgresUrl};
 use crate::store::tests::{self as conformance, conformance_tests};
-use crate::store::tracking_tests::tracking_conformance_tests;
+use crate::store::tracking_tests::{self, tracking_conformance_tests};
 use crate::store::{ExperimentState, Store, StoreError, TrialOutcome, TrialState};
 
 /// The variable naming the test server.
@@ -552,10 +552,6 @@ async fn opening_an_unreachable_server_says_where() {
 /// params written as tuneflow writes them.
 #[tokio::test]
 async fn a_store_made_before_the_tracking_tables_gets_them_filled_in() {
-    use crate::store::tracking::{
-        DEFAULT_EXPERIMENT_ID, EXPERIMENT_TAG, KeyValue, MetricPoint, PARENT_RUN_TAG, RUN_NAME_TAG,
-        RunStatus, TRIAL_TAG, Tracking,
-    };
     let Some(url) = server() else { return };
     let schema = Schema::new(&url).await;
     {
@@ -605,145 +601,7 @@ async fn a_store_made_before_the_tracking_tables_gets_them_filled_in() {
         pool.close().await;
     }
     let store = schema.open().await;
-    let tag = |run: &crate::store::tracking::Run, key: &str| {
-        run.tags
-            .iter()
-            .find(|t| t.key == key)
-            .map(|t| t.value.clone())
-    };
-
-    let tracking = store
-        .tracking_experiment_by_name("old")
-        .await
-        .expect("read")
-        .expect("backfilled");
-    assert_eq!(tracking.id, 1);
-    assert_eq!(tracking.experiment_id, Some(1));
-    assert_eq!(tracking.artifact_location, "mlflow-artifacts:/1");
-    assert_eq!((tracking.created_at, tracking.updated_at), (1000, 1000));
-    let default = store
-        .tracking_experiment(DEFAULT_EXPERIMENT_ID)
-        .await
-        .expect("read")
-        .expect("Default");
-    assert_eq!(default.experiment_id, Some(2), "linked to the tuneflow one");
-
-    let runs = store.runs(&[1]).await.expect("runs");
-    assert_eq!(runs.len(), 3, "a parent run and two trial runs");
-    let parent = runs
-        .iter()
-        .find(|r| r.info.trial_id.is_none())
-        .expect("parent");
-    assert_eq!(parent.info.status, RunStatus::Killed);
-    assert_eq!(parent.info.start_time, Some(1000));
-    assert_eq!(parent.info.end_time, Some(1900));
-    assert_eq!(tag(parent, EXPERIMENT_TAG).as_deref(), Some("old"));
-    assert_eq!(tag(parent, RUN_NAME_TAG).as_deref(), Some("old"));
-    for run in &runs {
-        let id = &run.info.run_id;
-        assert!(
-            id.len() == 32 && id.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')),
-            "{id}"
-        );
-        assert_eq!(&id[12..13], "4", "shaped like a version 4 UUID: {id}");
-        assert_eq!(
-            run.info.artifact_uri,
-            format!("mlflow-artifacts:/1/{id}/artifacts")
-        );
-    }
-
-    let trials = store.trials(1).await.expect("trials");
-    let done_id = store
-        .trial_run_id(trials[0].id)
-        .await
-        .expect("read")
-        .expect("a run");
-    let done = store.run(&done_id).await.expect("read").expect("run");
-    assert_eq!(done.info.status, RunStatus::Finished);
-    assert_eq!(
-        (done.info.start_time, done.info.end_time),
-        (Some(1200), Some(1300))
-    );
-    assert_eq!(
-        done.params,
-        [
-            KeyValue::new("n", "3"),
-            KeyValue::new("opt", "adam"),
-            KeyValue::new("x", "0.00001")
-        ],
-        "written as tuneflow writes parameter values"
-    );
-    assert_eq!(tag(&done, PARENT_RUN_TAG), Some(parent.info.run_id.clone()));
-    assert_eq!(tag(&done, TRIAL_TAG).as_deref(), Some("old-0000"));
-    let point = |key: &str, value, timestamp, step| MetricPoint {
-        key: key.to_string(),
-        value,
-        timestamp,
-        step,
-    };
-    assert_eq!(
-        done.metrics,
-        [point("accuracy", 0.1, 1201, 0), point("loss", 0.5, 1203, 2)],
-        "the latest values of the stored observations"
-    );
-    assert_eq!(
-        store
-            .metric_history(&done_id, "loss")
-            .await
-            .expect("history"),
-        [
-            point("loss", 0.9, 1201, 0),
-            point("loss", 0.7, 1202, 1),
-            point("loss", 0.5, 1203, 2),
-            point("loss", 0.4, 1203, 2)
-        ]
-    );
-    let pending_id = store
-        .trial_run_id(trials[1].id)
-        .await
-        .expect("read")
-        .expect("a run");
-    let pending = store.run(&pending_id).await.expect("read").expect("run");
-    assert_eq!(pending.info.status, RunStatus::Scheduled);
-    assert_eq!(
-        pending.params.iter().find(|p| p.key == "x"),
-        Some(&KeyValue::new("x", "1"))
-    );
-
-    // New experiments carry on from there, and the Default experiment outlives the tuneflow
-    // experiment called "Default".
-    let next = conformance::experiment(&store, "after").await;
-    assert_eq!(
-        store
-            .tracking_experiment_by_name("after")
-            .await
-            .expect("read")
-            .map(|e| e.id),
-        Some(2)
-    );
-    store
-        .create_trials(
-            next.id,
-            &next.spec,
-            &[conformance::new_trial("after", 0, TrialState::Running)],
-        )
-        .await
-        .expect("trials");
-    assert!(store.delete_experiment("Default").await.expect("delete"));
-    let default = store
-        .tracking_experiment(DEFAULT_EXPERIMENT_ID)
-        .await
-        .expect("read")
-        .expect("Default stays");
-    assert_eq!(default.experiment_id, None);
-    assert!(
-        store
-            .runs(&[DEFAULT_EXPERIMENT_ID])
-            .await
-            .expect("runs")
-            .is_empty(),
-        "the runs of the deleted experiment went with it"
-    );
+    tracking_tests::check_backfilled(&store).await;
 }
 
 /// Eight batches from two servers log one new param with eight values to one run: the first

@@ -30,7 +30,8 @@ use super::mirror::{self, RunRow};
 use super::rows::{insert_observations, unique_violation};
 use crate::store::tracking::{
     DEFAULT_EXPERIMENT_ID, KeyValue, Lifecycle, MetricPoint, NewRun, RUN_NAME_TAG, Run, RunInfo,
-    RunStatus, RunUpdate, Tracking, TrackingExperiment,
+    RunStatus, RunUpdate, Tracking, TrackingExperiment, lifecycle, missing_experiment, missing_run,
+    new_run_id, param_conflict, require_active, run_artifact_uri, same_param,
 };
 use crate::store::{Observation, StoreError, now_micros};
 
@@ -47,10 +48,6 @@ macro_rules! run_columns {
         "run_uuid, experiment_id, name, user_id, status, lifecycle, start_time, end_time, \
          artifact_uri, trial_id"
     };
-}
-
-fn lifecycle(name: &str) -> Result<Lifecycle, StoreError> {
-    Lifecycle::parse(name).ok_or_else(|| StoreError::Corrupt(format!("unknown lifecycle `{name}`")))
 }
 
 /// Reads a row of `experiment_columns!()`; its tags are added by the caller.
@@ -95,20 +92,6 @@ fn metric_from_row(row: &PgRow, first: usize) -> Result<MetricPoint, StoreError>
         timestamp: row.try_get(first + 2)?,
         value: row.try_get(first + 3)?,
     })
-}
-
-fn missing_experiment(id: i64) -> StoreError {
-    StoreError::Missing {
-        what: "tracking experiment",
-        key: id.to_string(),
-    }
-}
-
-fn missing_run(run_id: &str) -> StoreError {
-    StoreError::Missing {
-        what: "run",
-        key: run_id.to_string(),
-    }
 }
 
 /// The tracking experiment `id` with its tags, if any.
@@ -173,12 +156,12 @@ async fn active_experiment(
     .fetch_optional(connection)
     .await?
     .ok_or_else(|| missing_experiment(id))?;
-    match lifecycle(&stage)? {
-        Lifecycle::Active => Ok(location),
-        Lifecycle::Deleted => Err(StoreError::Conflict(format!(
-            "cannot {doing} tracking experiment {id}: it is deleted (restore it first)"
-        ))),
-    }
+    require_active(
+        lifecycle(&stage)?,
+        &format!("tracking experiment {id}"),
+        doing,
+    )?;
+    Ok(location)
 }
 
 /// The info of run `run_id`; missing is an error. `lock` takes the run's row against other
@@ -214,31 +197,8 @@ async fn active_run(
     doing: &str,
 ) -> Result<RunInfo, StoreError> {
     let info = run_info(connection, run_id, true).await?;
-    match info.lifecycle {
-        Lifecycle::Active => Ok(info),
-        Lifecycle::Deleted => Err(StoreError::Conflict(format!(
-            "cannot {doing} run {run_id}: it is deleted (restore it first)"
-        ))),
-    }
-}
-
-/// True when a param logged again as `new` is the value `old` already logged: the same text,
-/// or, for a trial's run, the same number written another way (`1e-05` and `0.00001`).
-fn same_param(trial: bool, old: &str, new: &str) -> bool {
-    old == new
-        || (trial
-            && matches!(
-                (old.trim().parse::<f64>(), new.trim().parse::<f64>()),
-                (Ok(a), Ok(b)) if a == b
-            ))
-}
-
-/// The error for a param logged again with another value.
-fn param_conflict(run_id: &str, key: &str, old: &str, new: &str) -> StoreError {
-    StoreError::Conflict(format!(
-        "param `{key}` of run {run_id} was logged as `{old}` and cannot change to `{new}`: \
-         params are written once"
-    ))
+    require_active(info.lifecycle, &format!("run {run_id}"), doing)?;
+    Ok(info)
 }
 
 /// Inserts metric values into `run_metrics` in one statement, in order.
@@ -533,11 +493,7 @@ impl Tracking for PostgresStore {
             |connection, (id, name, now)| {
                 Box::pin(async move {
                     let (stage, linked, current) = experiment_state(connection, *id).await?;
-                    if stage == Lifecycle::Deleted {
-                        return Err(StoreError::Conflict(format!(
-                            "cannot rename tracking experiment {id}: it is deleted (restore it first)"
-                        )));
-                    }
+                    require_active(stage, &format!("tracking experiment {id}"), "rename")?;
                     if current == *name {
                         return Ok(());
                     }
@@ -629,7 +585,7 @@ impl Tracking for PostgresStore {
             Box::pin(async move {
                 let location =
                     active_experiment(connection, run.experiment_id, "create a run in").await?;
-                let run_id = mirror::new_run_id();
+                let run_id = new_run_id();
                 RunRow {
                     run_id: &run_id,
                     experiment_id: run.experiment_id,
@@ -641,7 +597,7 @@ impl Tracking for PostgresStore {
                     lifecycle: Lifecycle::Active,
                     start_time: Some(run.start_time),
                     end_time: None,
-                    artifact_uri: &mirror::run_artifact_uri(&location, &run_id),
+                    artifact_uri: &run_artifact_uri(&location, &run_id),
                 }
                 .insert(connection)
                 .await?;

@@ -12,18 +12,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::store::tracking::{
     EXPERIMENT_TAG, Lifecycle, PARENT_RUN_TAG, RUN_NAME_TAG, RunStatus, TRIAL_TAG, TUNEFLOW_USER,
+    default_artifact_location, end_time, new_run_id, run_artifact_uri,
 };
 use crate::store::{ExperimentState, Micros, StoreError, TrialState};
-
-/// A new run id: a random (version 4) UUID as 32 lowercase hex digits, as MLflow writes them.
-pub(super) fn new_run_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
-}
-
-/// The artifact URI of run `run_id` in an experiment whose artifacts go to `location`.
-pub(super) fn run_artifact_uri(location: &str, run_id: &str) -> String {
-    format!("{}/{run_id}/artifacts", location.trim_end_matches('/'))
-}
 
 /// A run's row, to insert.
 pub(super) struct RunRow<'a> {
@@ -95,11 +86,6 @@ pub(super) fn insert_param(
     Ok(())
 }
 
-/// The end time a run in `status` gets when its status is set at `now`.
-fn end_time(status: RunStatus, now: Micros) -> Option<Micros> {
-    status.is_terminal().then_some(now)
-}
-
 /// Mirrors the new experiment `experiment_id` called `name`: links the tracking experiment of
 /// that name when an MLflow client made one (restoring it if it was deleted), or creates one,
 /// and adds the experiment's parent run.
@@ -156,11 +142,6 @@ pub(super) fn experiment_created(
     set_run_tag(connection, &run_id, RUN_NAME_TAG, name)?;
     set_run_tag(connection, &run_id, EXPERIMENT_TAG, name)?;
     Ok(())
-}
-
-/// `mlflow-artifacts:/<id>`: where an experiment's artifacts go unless it was told otherwise.
-pub(super) fn default_artifact_location(id: i64) -> String {
-    format!("mlflow-artifacts:/{id}")
 }
 
 /// Inserts a tracking experiment, its artifact location defaulting to

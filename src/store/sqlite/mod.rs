@@ -47,12 +47,13 @@ use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use self::rows::{
-    EXPERIMENT_COLUMNS, Event, OBSERVATION_COLUMNS, TRIAL_COLUMNS, decode_spec, encode_assignment,
-    encode_spec, experiment_from_row, insert_observations, is_unique_violation,
-    observation_from_row, trial_from_row,
+    EXPERIMENT_COLUMNS, Event, OBSERVATION_COLUMNS, TRIAL_COLUMNS, decode_spec, encode_spec,
+    experiment_from_row, insert_observations, is_unique_violation, observation_from_row,
+    trial_from_row,
 };
 pub use self::thread::BUSY_TIMEOUT;
 use self::thread::{Access, StoreThread};
+use super::codec::encode_new_trials;
 use super::{
     Experiment, ExperimentState, Micros, NewTrial, Observation, Store, StoreError, Trial,
     TrialCaps, TrialOutcome, TrialState, already_finished, now_micros,
@@ -306,24 +307,7 @@ impl Store for SqliteStore {
         trials: &[NewTrial],
     ) -> Result<Vec<Trial>, StoreError> {
         let now = now_micros();
-        let rows: Vec<(i64, String, TrialState, String)> = trials
-            .iter()
-            .map(|t| {
-                let parameters = encode_assignment(spec, &t.assignment);
-                (t.index as i64, t.name.clone(), t.state, parameters)
-            })
-            .collect();
-        let params: Vec<Vec<(String, String)>> = trials
-            .iter()
-            .map(|t| {
-                spec.space
-                    .parameters
-                    .iter()
-                    .zip(&t.assignment)
-                    .map(|(p, v)| (p.name.clone(), v.to_string()))
-                    .collect()
-            })
-            .collect();
+        let (rows, params) = encode_new_trials(spec, trials);
         let caps = TrialCaps::of(spec);
         let ids = self
             .change(move |tx| {

@@ -7,7 +7,7 @@ use rusqlite::{Connection, Row, Statement, params};
 
 use crate::spec::ExperimentSpec;
 use crate::store::codec::decode_assignment;
-pub(super) use crate::store::codec::{decode_spec, encode_assignment, encode_spec};
+pub(super) use crate::store::codec::{decode_spec, encode_spec};
 use crate::store::{
     Experiment, ExperimentState, Observation, StoreError, Trial, TrialState, now_micros,
 };

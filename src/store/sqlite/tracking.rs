@@ -22,7 +22,8 @@ use super::mirror::{self, RunRow};
 use super::rows::{insert_observations, is_unique_violation};
 use crate::store::tracking::{
     DEFAULT_EXPERIMENT_ID, KeyValue, Lifecycle, MetricPoint, NewRun, RUN_NAME_TAG, Run, RunInfo,
-    RunStatus, RunUpdate, Tracking, TrackingExperiment,
+    RunStatus, RunUpdate, Tracking, TrackingExperiment, lifecycle, missing_experiment, missing_run,
+    new_run_id, param_conflict, require_active, run_artifact_uri, same_param,
 };
 use crate::store::{Observation, StoreError, now_micros};
 
@@ -33,10 +34,6 @@ const EXPERIMENT_COLUMNS: &str =
 /// The columns [`run_info_from_row`] reads, in its order.
 const RUN_COLUMNS: &str = "run_uuid, experiment_id, name, user_id, status, lifecycle, \
      start_time, end_time, artifact_uri, trial_id";
-
-fn lifecycle(name: &str) -> Result<Lifecycle, StoreError> {
-    Lifecycle::parse(name).ok_or_else(|| StoreError::Corrupt(format!("unknown lifecycle `{name}`")))
-}
 
 /// Reads a row of [`EXPERIMENT_COLUMNS`]; its tags are added by the caller.
 fn experiment_from_row(row: &Row<'_>) -> Result<TrackingExperiment, StoreError> {
@@ -86,20 +83,6 @@ fn metric_from_row(row: &Row<'_>, first: usize) -> Result<MetricPoint, StoreErro
             value.unwrap_or(f64::NAN)
         },
     })
-}
-
-fn missing_experiment(id: i64) -> StoreError {
-    StoreError::Missing {
-        what: "tracking experiment",
-        key: id.to_string(),
-    }
-}
-
-fn missing_run(run_id: &str) -> StoreError {
-    StoreError::Missing {
-        what: "run",
-        key: run_id.to_string(),
-    }
 }
 
 /// The tracking experiment `id` with its tags, if any.
@@ -153,12 +136,11 @@ fn experiment_state(
 
 /// Fails unless experiment `id` exists and is active; `doing` says what was refused.
 fn active_experiment(connection: &Connection, id: i64, doing: &str) -> Result<(), StoreError> {
-    match experiment_state(connection, id)?.0 {
-        Lifecycle::Active => Ok(()),
-        Lifecycle::Deleted => Err(StoreError::Conflict(format!(
-            "cannot {doing} tracking experiment {id}: it is deleted (restore it first)"
-        ))),
-    }
+    require_active(
+        experiment_state(connection, id)?.0,
+        &format!("tracking experiment {id}"),
+        doing,
+    )
 }
 
 /// The info of run `run_id`; missing is an error.
@@ -176,31 +158,8 @@ fn run_info(connection: &Connection, run_id: &str) -> Result<RunInfo, StoreError
 /// The info of run `run_id`, which must be active; `doing` says what was refused.
 fn active_run(connection: &Connection, run_id: &str, doing: &str) -> Result<RunInfo, StoreError> {
     let info = run_info(connection, run_id)?;
-    match info.lifecycle {
-        Lifecycle::Active => Ok(info),
-        Lifecycle::Deleted => Err(StoreError::Conflict(format!(
-            "cannot {doing} run {run_id}: it is deleted (restore it first)"
-        ))),
-    }
-}
-
-/// True when a param logged again as `new` is the value `old` already logged: the same text,
-/// or, for a trial's run, the same number written another way (`1e-05` and `0.00001`).
-fn same_param(trial: bool, old: &str, new: &str) -> bool {
-    old == new
-        || (trial
-            && matches!(
-                (old.trim().parse::<f64>(), new.trim().parse::<f64>()),
-                (Ok(a), Ok(b)) if a == b
-            ))
-}
-
-/// The error for a param logged again with another value.
-fn param_conflict(run_id: &str, key: &str, old: &str, new: &str) -> StoreError {
-    StoreError::Conflict(format!(
-        "param `{key}` of run {run_id} was logged as `{old}` and cannot change to `{new}`: \
-         params are written once"
-    ))
+    require_active(info.lifecycle, &format!("run {run_id}"), doing)?;
+    Ok(info)
 }
 
 /// Inserts a metric value into `run_metrics`, NaN as `is_nan` (SQLite would store a NaN REAL
@@ -440,11 +399,7 @@ impl Tracking for SqliteStore {
         let now = now_micros();
         self.write(move |tx| {
             let (stage, linked) = experiment_state(tx, id)?;
-            if stage == Lifecycle::Deleted {
-                return Err(StoreError::Conflict(format!(
-                    "cannot rename tracking experiment {id}: it is deleted (restore it first)"
-                )));
-            }
+            require_active(stage, &format!("tracking experiment {id}"), "rename")?;
             let current: String = tx
                 .prepare_cached("SELECT name FROM tracking_experiments WHERE id = ?1")?
                 .query_row([id], |row| row.get(0))?;
@@ -521,7 +476,7 @@ impl Tracking for SqliteStore {
             let location: String = tx
                 .prepare_cached("SELECT artifact_location FROM tracking_experiments WHERE id = ?1")?
                 .query_row([run.experiment_id], |row| row.get(0))?;
-            let run_id = mirror::new_run_id();
+            let run_id = new_run_id();
             RunRow {
                 run_id: &run_id,
                 experiment_id: run.experiment_id,
@@ -533,7 +488,7 @@ impl Tracking for SqliteStore {
                 lifecycle: Lifecycle::Active,
                 start_time: Some(run.start_time),
                 end_time: None,
-                artifact_uri: &mirror::run_artifact_uri(&location, &run_id),
+                artifact_uri: &run_artifact_uri(&location, &run_id),
             }
             .insert(tx)?;
             for tag in run.tags.iter().filter(|tag| tag.key != RUN_NAME_TAG) {
