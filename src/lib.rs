@@ -14,6 +14,7 @@ pub mod collector;
 pub mod engine;
 pub mod executor;
 pub mod export;
+pub mod operator;
 pub mod spec;
 pub mod store;
 pub mod summary;

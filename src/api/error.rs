@@ -168,6 +168,7 @@ impl From<EngineError> for ApiError {
             EngineError::Busy { .. }
             | EngineError::SpecChanged { .. }
             | EngineError::NothingToRun(_)
+            | EngineError::CannotRun(_)
             | EngineError::Conflict(_) => ApiError::conflict(error.to_string()),
             EngineError::InvalidInput(message) => ApiError::invalid(message),
             EngineError::Internal(_) => ApiError::new(

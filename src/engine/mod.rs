@@ -59,6 +59,9 @@ pub enum EngineError {
     /// The experiment has no trial template, so there is nothing to run locally.
     #[error("experiment `{0}` has no trialTemplate command to run")]
     NothingToRun(String),
+    /// The executor cannot run this experiment's trials (the message says why).
+    #[error("{0}")]
+    CannotRun(String),
     /// No trial of this name in the experiment.
     #[error("experiment `{experiment}` has no trial named `{trial}`")]
     TrialNotFound {
@@ -182,13 +185,10 @@ impl Engine {
         cancel: CancellationToken,
     ) -> Result<Experiment, EngineError> {
         let spec = Arc::new(request.spec.clone());
-        if spec
-            .trial_template
-            .as_ref()
-            .is_none_or(|t| t.command.is_empty())
-        {
+        if spec.trial_template.is_none() {
             return Err(EngineError::NothingToRun(spec.name.clone()));
         }
+        self.executor.check(&spec).map_err(EngineError::CannotRun)?;
         let experiment = self.prepare(&request).await?;
         let owner = owner_token();
         if let Some(other) = self
@@ -632,15 +632,19 @@ impl LaunchContext<'_> {
             .trial_template
             .as_ref()
             .ok_or_else(|| "the experiment has no trialTemplate".to_string())?;
+        let context = TrialContext {
+            experiment: &spec.name,
+            namespace: spec.namespace.as_deref(),
+            trial_name: &trial.name,
+            space: &spec.space,
+            assignment: &trial.assignment,
+        };
         let rendered = spec
-            .render_trial(&TrialContext {
-                experiment: &spec.name,
-                namespace: spec.namespace.as_deref(),
-                trial_name: &trial.name,
-                space: &spec.space,
-                assignment: &trial.assignment,
-            })
+            .render_trial(&context)
             .map_err(|e| format!("cannot render the trial template: {e}"))?;
+        let manifest = template
+            .render_trial_spec(&context)
+            .map_err(|e| format!("cannot render the trial template's trialSpec: {e}"))?;
         let working_dir = match &template.working_dir {
             Some(dir) => self.base_dir.join(dir),
             None => self.base_dir.to_path_buf(),
@@ -662,6 +666,11 @@ impl LaunchContext<'_> {
                 working_dir,
                 timeout: template.timeout,
                 log_path: Engine::log_path(&self.engine.logs_dir, &spec.name, &trial.name),
+                index: trial.index,
+                namespace: spec.namespace.clone(),
+                template: Arc::new(template.clone()),
+                manifest,
+                resume: false,
             },
             metrics_file,
         ))

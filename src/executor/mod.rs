@@ -10,11 +10,14 @@
 pub mod local;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+use crate::spec::{ExperimentSpec, TrialTemplate};
 
 /// Everything needed to run one trial.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +36,19 @@ pub struct TrialJob {
     pub timeout: Option<Duration>,
     /// File that receives the trial's stdout and stderr.
     pub log_path: PathBuf,
+    /// The trial's index in its experiment.
+    pub index: u64,
+    /// The experiment's namespace (Kubernetes), when it has one.
+    pub namespace: Option<String>,
+    /// The trial template the job was rendered from (the Kubernetes executor reads its
+    /// cluster settings, `retain` and the success and failure conditions).
+    pub template: Arc<TrialTemplate>,
+    /// The template's `trialSpec` manifest with the trial's values substituted, if it has one.
+    pub manifest: Option<serde_json::Value>,
+    /// The trial was running when the experiment's previous runner stopped: an executor that
+    /// [re-attaches](Executor::reattaches) follows what is still running instead of starting
+    /// the trial again.
+    pub resume: bool,
 }
 
 /// What an executor reports while a trial runs.
@@ -82,4 +98,23 @@ pub trait Executor: Send + Sync {
     /// anything that does not belong to that trial. Returns how many processes (or other
     /// resources) it stopped.
     async fn stop_orphan(&self, experiment: &str, trial_name: &str, handle: &str) -> usize;
+
+    /// Whether this executor can run the experiment's trials at all; the message says why
+    /// not and how to fix the spec. The default asks for a command to run.
+    fn check(&self, spec: &ExperimentSpec) -> Result<(), String> {
+        match &spec.trial_template {
+            Some(template) if !template.command.is_empty() => Ok(()),
+            _ => Err(format!(
+                "experiment `{}` has no command to run: give spec.trialTemplate.command, or a \
+                 trialSpec Job whose primary container has a command",
+                spec.name
+            )),
+        }
+    }
+
+    /// Whether a trial left running by a stopped runner can be followed again (its resources
+    /// outlive the runner, as a Kubernetes Job does) rather than stopped and queued anew.
+    fn reattaches(&self) -> bool {
+        false
+    }
 }

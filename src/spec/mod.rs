@@ -41,7 +41,8 @@ use std::path::Path;
 pub use error::{SpecError, SpecErrors};
 pub use model::{
     AlgorithmSpec, CollectorKind, EnvVar, ExperimentSpec, FileFormat, FileSource, Flavor,
-    MetricStrategy, MetricsCollector, Objective, Strategy, Tracking, TrialParameter, TrialTemplate,
+    KubernetesTemplate, MetricStrategy, MetricsCollector, Objective, Strategy, Tracking,
+    TrialParameter, TrialTemplate,
 };
 pub use template::{RenderedTrial, TrialContext};
 

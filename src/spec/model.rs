@@ -132,6 +132,43 @@ pub struct TrialTemplate {
     pub trial_spec: Option<serde_json::Value>,
     /// `retain`: keep finished trials' resources (Kubernetes).
     pub retain: bool,
+    /// `kubernetes` (tuneflow only): how a native template's `command` runs as a Kubernetes
+    /// Job (image, resources, ...). Absent for Katib `trialSpec` templates, which carry
+    /// their own manifest.
+    #[serde(default)]
+    pub kubernetes: Option<KubernetesTemplate>,
+    /// `successCondition`: when the trial's Job counts as succeeded (Katib's GJSON-style
+    /// condition on the resource); `None` means Katib's default (a `Complete` condition with
+    /// status `True`).
+    #[serde(default)]
+    pub success_condition: Option<String>,
+    /// `failureCondition`: when the trial's Job counts as failed; `None` means Katib's
+    /// default (a `Failed` condition with status `True`).
+    #[serde(default)]
+    pub failure_condition: Option<String>,
+}
+
+/// `trialTemplate.kubernetes`: the cluster settings of a native (command) template.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KubernetesTemplate {
+    /// `image`: the container image the command runs in (required to run on Kubernetes).
+    pub image: Option<String>,
+    /// `resources`: the container's `ResourceRequirements` (requests, limits), as given.
+    #[serde(default)]
+    pub resources: Option<serde_json::Value>,
+    /// `namespace`: where the trials' Jobs go (default: the experiment's namespace, then
+    /// the client's default namespace).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// `serviceAccount`: the pods' service account.
+    #[serde(default)]
+    pub service_account: Option<String>,
+    /// `nodeSelector`: labels a node must have.
+    #[serde(default)]
+    pub node_selector: std::collections::BTreeMap<String, String>,
+    /// `tolerations`: the pods' `Toleration`s, as given.
+    #[serde(default)]
+    pub tolerations: Vec<serde_json::Value>,
 }
 
 /// One environment variable of a trial.

@@ -181,6 +181,9 @@ pub(crate) fn trial_template(
         primary_container_name: primary.map(|(name, _, _)| name),
         trial_spec: trial_spec.map(Node::to_json),
         retain,
+        kubernetes: None,
+        success_condition: None,
+        failure_condition: None,
     })
 }
 

@@ -1,0 +1,3 @@
+//! The Kubernetes operator: `Experiment` resources run by the engine, trials as Jobs.
+
+pub mod resource;
