@@ -24,6 +24,7 @@
 
 mod algorithm;
 mod collector;
+pub mod condition;
 mod document;
 mod error;
 mod katib;
