@@ -51,6 +51,8 @@ pub const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 /// How long a Job that the watch has not shown yet may go unconfirmed before it is read
 /// directly (it may have been deleted before the watch saw it).
 const UNSEEN_CHECK: Duration = Duration::from_secs(30);
+/// How long that direct read may take (retries included) before following resumes.
+const UNSEEN_READ_LIMIT: Duration = Duration::from_secs(10);
 
 /// How the executor places and owns the trials' Jobs.
 #[derive(Debug, Clone, PartialEq)]
@@ -204,9 +206,8 @@ impl Trial<'_> {
                 () = sleep_until(stuck_until) => {}
                 () = sleep_until(unseen_check) => {
                     unseen_since = Instant::now();
-                    let never = CancellationToken::new();
-                    let found = lifecycle::get(&self.jobs, &self.built.namespace, &self.built.name, &never).await;
-                    if let Ok(found) = found
+                    let read = lifecycle::get(&self.jobs, &self.built.namespace, &self.built.name, cancel);
+                    if let Ok(Ok(found)) = tokio::time::timeout(UNSEEN_READ_LIMIT, read).await
                         && found.and_then(|j| j.metadata.uid).as_deref() != Some(self.uid.as_str())
                     {
                         return Outcome::Vanished;
@@ -264,6 +265,30 @@ impl Trial<'_> {
             )
         } else {
             format!("image \"{}\" cannot be pulled: {detail}", self.built.image)
+        }
+    }
+
+    /// Makes sure the log of the pod that ran the trial is being read: the Job's end may be
+    /// seen before its pod's (they come through separate watches), and a short trial may
+    /// have ended before its container was ever seen running. Waits at most [`DRAIN_LIMIT`]
+    /// for the pod to show up.
+    async fn catch_up(&mut self) {
+        let deadline = Instant::now() + DRAIN_LIMIT;
+        loop {
+            let snapshot = self.subscription.snapshot();
+            if let Some(pod) = status::current_pod(&snapshot.pods, &self.uid, &self.built.container)
+            {
+                self.follow_log(&pod);
+                if matches!(pod.container, Container::Terminated(_))
+                    && self.followed.as_ref().is_some_and(|f| f.pod_uid == pod.uid)
+                {
+                    return;
+                }
+            }
+            tokio::select! {
+                () = self.subscription.changed() => {}
+                () = tokio::time::sleep_until(deadline) => return,
+            }
         }
     }
 
@@ -371,6 +396,7 @@ impl Executor for KubernetesExecutor {
         let outcome = trial.follow(job.timeout, &cancel).await;
         let exit = match outcome {
             Outcome::Finished(finished) => {
+                trial.catch_up().await;
                 trial.drain().await;
                 let exit = match finished {
                     Finished::Succeeded => TrialExit::Exited(0),
