@@ -19,7 +19,7 @@ use std::time::Duration;
 use k8s_openapi::api::batch::v1::Job;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{self, finalizer};
 use kube::{Api, Resource, ResourceExt};
 
@@ -291,7 +291,6 @@ impl Context {
         reason: &str,
         note: Option<&str>,
     ) {
-        let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
         let event = Event {
             type_,
             reason: reason.to_string(),
@@ -299,7 +298,7 @@ impl Context {
             action: "Reconcile".to_string(),
             secondary: None,
         };
-        if let Err(e) = recorder.publish(&event, &resource.object_ref(&())).await {
+        if let Err(e) = self.recorder.publish(&event, &resource.object_ref(&())).await {
             tracing::debug!("cannot publish event {reason}: {e}");
         }
     }

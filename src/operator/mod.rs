@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
-use kube::runtime::events::Reporter;
+use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
@@ -47,8 +47,8 @@ pub struct Context {
     pub store: Arc<dyn Store>,
     /// Where trial logs are written.
     pub logs_dir: PathBuf,
-    /// Who publishes events.
-    pub reporter: Reporter,
+    /// Publishes events about Experiments.
+    pub recorder: Recorder,
     /// The running experiments.
     pub runs: Runs,
     /// Builds each experiment's executor.
@@ -191,10 +191,13 @@ async fn run_controller(config: OperatorConfig, stop: CancellationToken) {
         client: config.client.clone(),
         store: config.store,
         logs_dir: config.logs_dir,
-        reporter: Reporter {
-            controller: "tuneflow-operator".to_string(),
-            instance: std::env::var("POD_NAME").ok(),
-        },
+        recorder: Recorder::new(
+            config.client.clone(),
+            Reporter {
+                controller: "tuneflow-operator".to_string(),
+                instance: std::env::var("POD_NAME").ok(),
+            },
+        ),
         runs: Runs::new(wake),
         executors: config.executors,
         tracking: config.tracking,
