@@ -10,6 +10,7 @@
 //! that the next leader takes over from the store.
 
 pub mod controller;
+pub mod jobs;
 pub mod resource;
 pub mod runs;
 pub mod status;
@@ -214,12 +215,13 @@ async fn run_controller(config: OperatorConfig, stop: CancellationToken) {
         .owns(jobs, watcher::Config::default().labels(EXPERIMENT_LABEL))
         .reconcile_on(woken)
         .graceful_shutdown_on(stop.cancelled_owned())
-        .run(reconcile, error_policy, context)
+        .run(reconcile, error_policy, context.clone())
         .for_each(|result| async move {
             if let Err(e) = result {
                 tracing::debug!("reconcile: {e}");
             }
         })
         .await;
+    context.runs.detach_all();
     tracing::info!("stopped watching Experiments");
 }

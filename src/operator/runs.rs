@@ -192,6 +192,16 @@ impl Runs {
         Some(outcome)
     }
 
+    /// Drops every run without stopping its trials: their Jobs keep running, and the next
+    /// leader follows them from the store. Used when this operator stops or loses the lease.
+    pub fn detach_all(&self) {
+        for entry in lock(&self.entries).values_mut() {
+            if let Some(task) = entry.task.take() {
+                task.abort();
+            }
+        }
+    }
+
     /// Cancels the run of `uid` (its trials are stopped) and waits for it, bounded.
     pub async fn stop(&self, uid: &str) {
         let entry = lock(&self.entries).remove(uid);
