@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Exit, OperatorArgs};
 use crate::api::{self, ServeError};
 use crate::engine::TrackingEndpoint;
-use crate::executor::kubernetes::connect;
+use crate::executor::kubernetes::connect::connect;
 use crate::operator::jobs::KubernetesExecutors;
 use crate::operator::{self, LeaderElection, OperatorConfig};
 use crate::store::{self, StoreLocation};
