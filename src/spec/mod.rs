@@ -28,6 +28,7 @@ pub mod condition;
 mod document;
 mod error;
 mod katib;
+mod kubernetes;
 pub mod model;
 mod parameters;
 mod placeholders;
