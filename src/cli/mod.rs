@@ -4,12 +4,14 @@
 //! codes and error messages. Data goes to stdout (a table, or JSON with `--output json`);
 //! progress, errors and hints go to stderr.
 
+mod crd;
 mod export;
 mod output;
 mod progress;
 mod query;
 mod run;
 mod serve;
+mod submit;
 mod validate;
 
 use std::path::PathBuf;
@@ -17,6 +19,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 pub use output::Output;
+pub use submit::{ManifestFormat, SubmitArgs};
 
 /// Default store location, relative to the current directory.
 pub const DEFAULT_STORE: &str = ".tuneflow/tuneflow.db";
@@ -64,6 +67,11 @@ pub enum Command {
     /// `run` and `serve` do this in the background with --mlflow-uri; this sends what an
     /// earlier export missed (MLflow was down). Nothing MLflow already has is sent again.
     Export(ExportArgs),
+    /// Print the Experiment CustomResourceDefinition (YAML) for `kubectl apply -f -`.
+    Crd,
+    /// Validate an experiment file (tuneflow or Katib) and apply it to the cluster as an
+    /// Experiment resource (server-side apply); --dry-run prints the resource instead.
+    Submit(SubmitArgs),
 }
 
 /// `tuneflow export`.
@@ -190,6 +198,8 @@ pub async fn run(cli: Cli) -> Exit {
         Command::Best(args) => query::best(&cli.store, args).await,
         Command::Serve(args) => serve::serve(&cli.store, args).await,
         Command::Export(args) => export::export(&cli.store, args).await,
+        Command::Crd => crd::crd(),
+        Command::Submit(args) => submit::submit(args).await,
     };
     match result {
         Ok(exit) => exit,
