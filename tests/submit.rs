@@ -206,7 +206,7 @@ fn invalid_files_are_refused_with_the_field() {
         stderr.contains("spec.trialTemplate.kubernetes.namespace"),
         "{stderr}"
     );
-    assert!(!stderr.contains("Kubernetes configuration"), "{stderr}");
+    assert!(!stderr.contains("Kubernetes client"), "{stderr}");
 }
 
 #[test]
@@ -226,7 +226,7 @@ fn without_a_cluster_configuration_the_error_says_how_to_fix_it() {
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("no usable Kubernetes configuration"),
+        stderr.contains("cannot configure a Kubernetes client"),
         "{stderr}"
     );
     assert!(stderr.contains("/nonexistent/kubeconfig"), "{stderr}");

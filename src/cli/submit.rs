@@ -11,9 +11,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, anyhow};
 use kube::api::{Api, Patch, PatchParams};
-use kube::config::Kubeconfig;
 
 use super::Exit;
+use crate::executor::kubernetes::connect::connect;
 use crate::operator::resource::{self, ExperimentResource};
 use crate::spec;
 
@@ -101,56 +101,24 @@ fn print(resource: &ExperimentResource, format: ManifestFormat) -> anyhow::Resul
     Ok(())
 }
 
-/// The cluster a kube client talks to, for messages: the kubeconfig context and the API
-/// server's address.
-struct Target {
-    description: String,
-    config: kube::Config,
-}
-
-impl Target {
-    async fn infer() -> anyhow::Result<Target> {
-        let config = kube::Config::infer().await.map_err(|error| {
-            let kubeconfig = match std::env::var_os("KUBECONFIG") {
-                Some(path) => format!("KUBECONFIG ({})", path.to_string_lossy()),
-                None => "~/.kube/config".to_string(),
-            };
-            anyhow!(
-                "no usable Kubernetes configuration: {kubeconfig} could not be loaded and this \
-                 is not a pod with a service account ({error}); point KUBECONFIG at a \
-                 kubeconfig file (`kubectl config view` shows the current one), or use \
-                 --dry-run to print the resource and apply it yourself"
-            )
-        })?;
-        let context = Kubeconfig::read()
-            .ok()
-            .and_then(|file| file.current_context);
-        let description = match context {
-            Some(context) => format!("context \"{context}\" ({})", config.cluster_url),
-            None => format!("the in-cluster API server ({})", config.cluster_url),
-        };
-        Ok(Target {
-            description,
-            config,
-        })
-    }
-}
-
 /// Applies `resource` (server-side apply) and says whether it was created or configured.
 async fn apply(mut resource: ExperimentResource, args: &SubmitArgs) -> anyhow::Result<Exit> {
     // kube's client needs a rustls provider; ring is the one the build enables. An earlier
     // install (by another front door) is fine, hence the ignored result.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let target = Target::infer().await?;
-    let namespace = resource
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| target.config.default_namespace.clone());
+    let connection = match connect(resource.metadata.namespace.clone()).await {
+        Ok(connection) => connection,
+        Err(message) => {
+            return Err(anyhow!(
+                "{message}; or use --dry-run to print the resource and apply it yourself"
+            ));
+        }
+    };
+    let namespace = connection.namespace.clone();
     resource.metadata.namespace = Some(namespace.clone());
     let name = resource.metadata.name.clone().unwrap_or_default();
-    let client = kube::Client::try_from(target.config.clone())
-        .map_err(|error| anyhow!("cannot build a client for {}: {error}", target.description))?;
+    let target = connection.source.clone();
+    let client = connection.client;
     let api: Api<ExperimentResource> = Api::namespaced(client, &namespace);
     let existing = api
         .get_opt(&name)
@@ -180,8 +148,8 @@ async fn apply(mut resource: ExperimentResource, args: &SubmitArgs) -> anyhow::R
 }
 
 /// A kube error as a sentence that names the cluster and says what to do.
-fn explain(error: &kube::Error, target: &Target, namespace: &str) -> anyhow::Error {
-    let cluster = &target.description;
+fn explain(error: &kube::Error, target: &str, namespace: &str) -> anyhow::Error {
+    let cluster = format!("the cluster of {target}");
     match error {
         kube::Error::Api(status) => match status.code {
             404 => anyhow!(

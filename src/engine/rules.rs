@@ -361,7 +361,7 @@ pub fn trial_outcome(
             }
             Some(StopCause::Interrupted) | None => (TrialState::Killed, INTERRUPTED.to_string()),
         },
-        TrialExit::SpawnFailed(why) => (TrialState::Failed, why.clone()),
+        TrialExit::SpawnFailed(why) | TrialExit::Failed(why) => (TrialState::Failed, why.clone()),
     }
 }
 

@@ -234,7 +234,7 @@ fn spawn_error(program: &str, job: &TrialJob, error: &std::io::Error) -> String 
     message
 }
 
-async fn open_log(path: &Path) -> std::io::Result<BufWriter<tokio::fs::File>> {
+pub(super) async fn open_log(path: &Path) -> std::io::Result<BufWriter<tokio::fs::File>> {
     if let Some(dir) = path.parent() {
         tokio::fs::create_dir_all(dir).await?;
     }
@@ -276,7 +276,7 @@ async fn read_lines<R: AsyncRead + Unpin>(reader: R, lines: mpsc::Sender<Vec<u8>
 }
 
 /// Appends every line to the log (up to [`MAX_LOG_BYTES`]) and forwards it to the engine.
-async fn forward_lines(
+pub(super) async fn forward_lines(
     mut lines: mpsc::Receiver<Vec<u8>>,
     mut log: BufWriter<tokio::fs::File>,
     events: mpsc::Sender<ExecutorEvent>,

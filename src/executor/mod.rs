@@ -5,8 +5,10 @@
 //! as they happen and returns how the trial ended as a [`TrialExit`]. Deciding what that means
 //! (Succeeded, Failed, MetricsUnavailable, ...) is the engine's job, not the executor's.
 //!
-//! [`local::LocalExecutor`] runs trials as child processes on this machine.
+//! [`local::LocalExecutor`] runs trials as child processes on this machine;
+//! [`kubernetes::KubernetesExecutor`] runs them as Kubernetes Jobs.
 
+pub mod kubernetes;
 pub mod local;
 
 use std::path::PathBuf;
@@ -79,6 +81,9 @@ pub enum TrialExit {
     Cancelled,
     /// The process could not be started.
     SpawnFailed(String),
+    /// The trial failed without an exit code to show for it (a Kubernetes Job that reached
+    /// its backoff limit or deadline, an image that cannot be pulled); the message says why.
+    Failed(String),
 }
 
 /// Runs trials.

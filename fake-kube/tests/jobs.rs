@@ -1,0 +1,358 @@
+//! The simulated Job controller and kubelet, seen through kube-rs.
+
+use std::time::Duration;
+
+use futures::{AsyncBufReadExt, TryStreamExt};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+use tuneflow_fake_kube::{FakeKube, JOBS, JobScript, Outcome, PODS};
+
+fn job(name: &str, backoff_limit: i32) -> Job {
+    serde_json::from_value(json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {"backoffLimit": backoff_limit, "template": {
+            "metadata": {"labels": {"tuneflow.dev/trial": name}},
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [{"name": "trial", "image": "python:3.12"}, {"name": "sidecar", "image": "x"}],
+            }}},
+    }))
+    .expect("a valid Job")
+}
+
+fn condition(job: &Job, ty: &str) -> Option<(String, Option<String>)> {
+    job.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == ty)
+        .map(|c| (c.status.clone(), c.reason.clone()))
+}
+
+async fn wait_for(api: &Api<Job>, name: &str, what: impl Fn(&Job) -> bool) -> Job {
+    for _ in 0..300 {
+        if let Ok(j) = api.get(name).await
+            && what(&j)
+        {
+            return j;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("job {name} never reached the wanted state");
+}
+
+#[tokio::test]
+async fn simulated_job_succeeds_with_pod_logs_and_conditions() {
+    let kube = FakeKube::start().await;
+    kube.simulate_jobs(|job| {
+        let name = job["metadata"]["name"].as_str().unwrap_or("").to_string();
+        JobScript {
+            lines: vec![
+                (Duration::from_millis(20), format!("start {name}")),
+                (Duration::from_millis(20), "loss=0.25".into()),
+            ],
+            container: Some("trial".into()),
+            outcome: Outcome::Succeed,
+        }
+    });
+    let jobs: Api<Job> = Api::namespaced(kube.client("exp"), "exp");
+    let pods: Api<Pod> = Api::namespaced(kube.client("exp"), "exp");
+    jobs.create(&PostParams::default(), &job("t1", 0))
+        .await
+        .expect("create");
+    let running = wait_for(&jobs, "t1", |j| {
+        j.status.as_ref().and_then(|s| s.active) == Some(1)
+    })
+    .await;
+    assert!(
+        running
+            .status
+            .as_ref()
+            .and_then(|s| s.start_time.as_ref())
+            .is_some()
+    );
+    let list = pods
+        .list(&ListParams::default().labels("job-name=t1"))
+        .await
+        .expect("pods");
+    assert_eq!(list.items.len(), 1);
+    let pod = &list.items[0];
+    let pod_name = pod.metadata.name.clone().expect("name");
+    assert!(
+        pod_name.starts_with("t1-") && pod_name.len() == 8,
+        "{pod_name}"
+    );
+    assert_eq!(
+        pod.labels().get("tuneflow.dev/trial").map(String::as_str),
+        Some("t1")
+    );
+    assert!(
+        pod.labels()
+            .contains_key("batch.kubernetes.io/controller-uid")
+    );
+    // Follow the log from the start to the end.
+    let mut lines = loop {
+        match pods
+            .log_stream(
+                &pod_name,
+                &LogParams {
+                    container: Some("trial".into()),
+                    follow: true,
+                    ..LogParams::default()
+                },
+            )
+            .await
+        {
+            Ok(s) => break s.lines(),
+            Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
+    };
+    let mut got = Vec::new();
+    while let Some(l) = lines.try_next().await.expect("line") {
+        got.push(l);
+    }
+    assert_eq!(got, ["start t1", "loss=0.25"]);
+    let done = wait_for(&jobs, "t1", |j| condition(j, "Complete").is_some()).await;
+    let st = done.status.as_ref().expect("status");
+    assert_eq!(st.succeeded, Some(1));
+    assert_eq!(st.active.unwrap_or(0), 0);
+    assert!(st.completion_time.is_some());
+    assert_eq!(
+        condition(&done, "SuccessCriteriaMet").map(|c| c.0),
+        Some("True".into())
+    );
+    let pod = pods.get(&pod_name).await.expect("pod");
+    let ps = pod.status.expect("status");
+    assert_eq!(ps.phase.as_deref(), Some("Succeeded"));
+    let term = ps.container_statuses.expect("statuses")[0]
+        .state
+        .as_ref()
+        .and_then(|s| s.terminated.clone())
+        .expect("terminated");
+    assert_eq!(
+        (term.exit_code, term.reason.as_deref()),
+        (0, Some("Completed"))
+    );
+}
+
+#[tokio::test]
+async fn failures_retry_up_to_the_backoff_limit() {
+    let kube = FakeKube::start().await;
+    kube.simulate_jobs(|_| JobScript {
+        lines: vec![(Duration::ZERO, "boom".into())],
+        container: None,
+        outcome: Outcome::Fail {
+            exit_code: 3,
+            reason: "Error".into(),
+        },
+    });
+    let jobs: Api<Job> = Api::namespaced(kube.client("exp"), "exp");
+    jobs.create(&PostParams::default(), &job("f", 1))
+        .await
+        .expect("create");
+    let failed = wait_for(&jobs, "f", |j| condition(j, "Failed").is_some()).await;
+    assert_eq!(
+        condition(&failed, "Failed"),
+        Some(("True".into(), Some("BackoffLimitExceeded".into())))
+    );
+    assert_eq!(
+        condition(&failed, "FailureTarget").map(|c| c.0),
+        Some("True".into())
+    );
+    assert_eq!(failed.status.as_ref().and_then(|s| s.failed), Some(2));
+    let pods = kube.list(&PODS, Some("exp"));
+    assert_eq!(pods.len(), 2, "one pod per attempt");
+    for p in &pods {
+        assert_eq!(p["status"]["phase"], "Failed");
+        assert_eq!(
+            p["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"],
+            3
+        );
+    }
+}
+
+#[tokio::test]
+async fn image_pull_errors_suspension_and_deletion() {
+    let kube = FakeKube::start().await;
+    kube.simulate_jobs(|job| {
+        let outcome = if job["metadata"]["name"] == "pull" {
+            Outcome::ImagePullError
+        } else {
+            Outcome::Hang
+        };
+        JobScript {
+            lines: vec![],
+            container: None,
+            outcome,
+        }
+    });
+    let jobs: Api<Job> = Api::namespaced(kube.client("exp"), "exp");
+    let pods: Api<Pod> = Api::namespaced(kube.client("exp"), "exp");
+    jobs.create(&PostParams::default(), &job("pull", 0))
+        .await
+        .expect("create");
+    let mut waiting = None;
+    for _ in 0..200 {
+        let list = kube
+            .list_selected(&PODS, Some("exp"), "job-name=pull")
+            .expect("selector");
+        if let Some(w) = list.first().and_then(|p| {
+            p["status"]["containerStatuses"][0]["state"]["waiting"]
+                .as_object()
+                .cloned()
+        }) && w.get("reason").and_then(|r| r.as_str()) == Some("ErrImagePull")
+        {
+            waiting = Some((
+                list[0]["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+                w,
+            ));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (pod, w) = waiting.expect("the pod waits on its image");
+    assert!(
+        w["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("failed to pull image \"python:3.12\""))
+    );
+    let e = pods
+        .logs(
+            &pod,
+            &LogParams {
+                container: Some("trial".into()),
+                ..LogParams::default()
+            },
+        )
+        .await
+        .expect_err("waiting container");
+    match e {
+        kube::Error::Api(s) => assert_eq!(
+            s.message,
+            format!("container \"trial\" in pod \"{pod}\" is waiting to start: ErrImagePull")
+        ),
+        other => panic!("{other:?}"),
+    }
+
+    // Suspending a running Job deletes its pod.
+    jobs.create(&PostParams::default(), &job("hang", 0))
+        .await
+        .expect("create");
+    wait_for(&jobs, "hang", |j| {
+        j.status.as_ref().and_then(|s| s.ready) == Some(1)
+    })
+    .await;
+    jobs.patch(
+        "hang",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"suspend": true}})),
+    )
+    .await
+    .expect("suspend");
+    let suspended = wait_for(&jobs, "hang", |j| condition(j, "Suspended").is_some()).await;
+    assert_eq!(suspended.status.as_ref().and_then(|s| s.active), None);
+    assert!(kube.pods_of_job("exp", "hang").is_empty());
+    // Resuming runs it again; deleting it (background) removes its pod and stops the script.
+    jobs.patch(
+        "hang",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"suspend": false}})),
+    )
+    .await
+    .expect("resume");
+    wait_for(&jobs, "hang", |j| {
+        j.status.as_ref().and_then(|s| s.active) == Some(1)
+    })
+    .await;
+    assert_eq!(kube.pods_of_job("exp", "hang").len(), 1);
+    jobs.delete("hang", &DeleteParams::background())
+        .await
+        .expect("delete");
+    assert!(kube.get(&JOBS, "exp", "hang").is_none());
+    assert!(
+        kube.list_selected(&PODS, Some("exp"), "job-name=hang")
+            .expect("sel")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn manual_control_without_simulation() {
+    let kube = FakeKube::start().await;
+    let jobs: Api<Job> = Api::namespaced(kube.client("exp"), "exp");
+    jobs.create(&PostParams::default(), &job("m", 0))
+        .await
+        .expect("create");
+    assert!(
+        kube.pods_of_job("exp", "m").is_empty(),
+        "nothing runs without simulation"
+    );
+    let pod = kube.start_pod_for_job("exp", "m").expect("pod");
+    kube.append_log("exp", &pod, "trial", "loss=1");
+    kube.finish_job("exp", "m", false, 137).expect("finish");
+    let j = jobs.get("m").await.expect("job");
+    assert_eq!(condition(&j, "Failed").map(|c| c.0), Some("True".into()));
+    let p = kube.get(&PODS, "exp", &pod).expect("pod");
+    assert_eq!(
+        p["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"],
+        137
+    );
+    assert_eq!(kube.log_lines("exp", &pod, "trial"), ["loss=1"]);
+}
+
+#[tokio::test]
+async fn many_jobs_scale() {
+    let kube = FakeKube::start().await;
+    kube.simulate_jobs(|job| {
+        JobScript::losses(
+            job["metadata"]["name"].as_str().unwrap_or(""),
+            2,
+            Duration::from_millis(1),
+        )
+    });
+    let client = kube.client("default");
+    let mut tasks = Vec::new();
+    for e in 0..10 {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let ns = format!("exp-{e}");
+            let jobs: Api<Job> = Api::namespaced(client, &ns);
+            for t in 0..30 {
+                jobs.create(&PostParams::default(), &job(&format!("trial-{t}"), 0))
+                    .await
+                    .expect("create");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("join");
+    }
+    for _ in 0..300 {
+        let done = kube
+            .list(&JOBS, None)
+            .iter()
+            .filter(|j| j["status"]["succeeded"] == 1)
+            .count();
+        if done == 300 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        kube.list(&JOBS, None)
+            .iter()
+            .filter(|j| j["status"]["succeeded"] == 1)
+            .count(),
+        300
+    );
+    assert_eq!(kube.list(&PODS, None).len(), 300);
+    assert_eq!(kube.count("POST", "jobs"), 300);
+}
