@@ -232,3 +232,149 @@ fn without_a_cluster_configuration_the_error_says_how_to_fix_it() {
     assert!(stderr.contains("/nonexistent/kubeconfig"), "{stderr}");
     assert!(stderr.contains("--dry-run"), "{stderr}");
 }
+
+/// A kubeconfig whose current context ("fake", namespace `team`) points at `url`.
+fn kubeconfig(world: &World, url: &str) -> PathBuf {
+    world.write(
+        "kubeconfig",
+        &format!(
+            r#"apiVersion: v1
+kind: Config
+clusters:
+  - name: fake
+    cluster: {{server: "{url}"}}
+users:
+  - name: tester
+    user: {{}}
+contexts:
+  - name: fake
+    context: {{cluster: fake, user: tester, namespace: team}}
+current-context: fake
+"#
+        ),
+    )
+}
+
+/// Runs `tuneflow ARGS...` with `KUBECONFIG` set, off the async runtime the fake serves on.
+async fn submit(world: &World, kubeconfig: &Path, args: &[&str]) -> std::process::Output {
+    let mut command = world.tuneflow();
+    command
+        .arg("submit")
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env_remove("KUBERNETES_SERVICE_HOST");
+    tokio::task::spawn_blocking(move || command.output().expect("run tuneflow"))
+        .await
+        .expect("join")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_applies_to_the_api_server_and_reapplies() {
+    use tuneflow_fake_kube::{EXPERIMENTS, FakeKube};
+
+    let kube = FakeKube::start().await;
+    let world = World::new();
+    let config = kubeconfig(&world, &kube.url());
+    let katib = katib_dir().join("hp-tuning/random.yaml");
+    let katib = katib.to_str().expect("path");
+
+    // The file's namespace (kubeflow) is overridden by --namespace.
+    let output = submit(&world, &config, &["--namespace", "team", katib]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "experiment.tuneflow.dev/random created\n"
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("kubectl get experiments -n team -w"),
+        "{}",
+        text(&output)
+    );
+    let stored = kube.get(&EXPERIMENTS, "team", "random").expect("stored");
+    assert_eq!(stored["apiVersion"], "tuneflow.dev/v1alpha1");
+    assert_eq!(
+        stored["metadata"]["annotations"][SOURCE_API_VERSION],
+        "kubeflow.org/v1beta1"
+    );
+    assert_eq!(stored["spec"]["maxTrialCount"], 12);
+    // What the server stored is what the operator reads: the same experiment.
+    let resource: ExperimentResource = serde_json::from_value(stored).expect("a resource");
+    let original = spec::parse_file(Path::new(katib)).expect("valid");
+    let view = operator_view(&resource, katib);
+    assert_eq!(view.namespace.as_deref(), Some("team"));
+    assert_eq!(
+        spec::ExperimentSpec {
+            namespace: original.namespace.clone(),
+            ..view
+        },
+        original
+    );
+    let patches: Vec<_> = kube
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH" && r.resource == "experiments")
+        .collect();
+    assert_eq!(patches.len(), 1, "one server-side apply");
+
+    // A native file without a namespace goes to the context's namespace; applying it again
+    // after an edit configures the same resource.
+    let file = world.write(
+        "native.yaml",
+        &common::x_experiment("native", "maxTrialCount: 2", "command: [\"true\"]"),
+    );
+    let file = file.to_str().expect("path");
+    let output = submit(&world, &config, &[file]).await;
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "experiment.tuneflow.dev/native created\n",
+        "{}",
+        text(&output)
+    );
+    std::fs::write(
+        file,
+        common::x_experiment("native", "maxTrialCount: 5", "command: [\"true\"]"),
+    )
+    .expect("edit");
+    let output = submit(&world, &config, &[file]).await;
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "experiment.tuneflow.dev/native configured\n",
+        "{}",
+        text(&output)
+    );
+    let stored = kube.get(&EXPERIMENTS, "team", "native").expect("stored");
+    assert_eq!(stored["spec"]["maxTrialCount"], 5);
+    assert!(kube.get(&EXPERIMENTS, "kubeflow", "random").is_none());
+
+    // -o json prints what the server stored.
+    let output = submit(&world, &config, &["-o", "json", file]).await;
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(printed["metadata"]["namespace"], "team");
+    assert!(printed["metadata"]["resourceVersion"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forbidden_namespace_is_reported_with_the_cluster_and_the_fix() {
+    use tuneflow_fake_kube::FakeKube;
+
+    let kube = FakeKube::start().await;
+    kube.forbid_namespace("locked");
+    let world = World::new();
+    let config = kubeconfig(&world, &kube.url());
+    let file = world.write(
+        "exp.yaml",
+        &common::x_experiment("exp", "maxTrialCount: 2", "command: [\"true\"]"),
+    );
+    let output = submit(
+        &world,
+        &config,
+        &["-n", "locked", file.to_str().expect("path")],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("context \"fake\""), "{stderr}");
+    assert!(stderr.contains("experiments.tuneflow.dev"), "{stderr}");
+    assert!(stderr.contains("namespace \"locked\""), "{stderr}");
+    assert!(output.stdout.is_empty());
+}
