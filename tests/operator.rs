@@ -15,7 +15,9 @@ use tuneflow::operator::jobs::KubernetesExecutors;
 use tuneflow::operator::resource::ExperimentResource;
 use tuneflow::operator::{LeaderElection, OperatorConfig, OperatorError};
 use tuneflow::store::{self, Store, StoreLocation, TrialState};
-use tuneflow_fake_kube::{EVENTS_V1, EXPERIMENTS, FakeKube, JOBS, JobScript, LEASES, Outcome, PODS};
+use tuneflow_fake_kube::{
+    EVENTS_V1, EXPERIMENTS, FakeKube, JOBS, JobScript, LEASES, Outcome, PODS,
+};
 
 const NS: &str = "team";
 const LIMIT: Duration = Duration::from_secs(30);
@@ -130,13 +132,15 @@ impl Operator {
         let result = tokio::time::timeout(LIMIT, self.task)
             .await
             .expect("the operator stops");
-        result.expect("the operator task").expect("the operator ends cleanly");
+        result
+            .expect("the operator task")
+            .expect("the operator ends cleanly");
     }
 }
 
 async fn open_store(dir: &std::path::Path) -> Arc<dyn Store> {
-    let location = StoreLocation::parse(&dir.join("tuneflow.db").display().to_string())
-        .expect("a store path");
+    let location =
+        StoreLocation::parse(&dir.join("tuneflow.db").display().to_string()).expect("a store path");
     Arc::from(store::open(&location).await.expect("the store opens"))
 }
 
@@ -216,24 +220,41 @@ async fn an_experiment_runs_its_trials_as_jobs_and_reports_the_best() {
         let lr: f64 = trial.assignment[0].to_string().parse().expect("a double");
         let expected = loss(lr, 2);
         let objective = trial.objective.expect("an objective from the pod log");
-        assert!((objective - expected).abs() < 1e-9, "{objective} vs {expected}");
-        let observations = store.observations(trial.id, Some("loss")).await.expect("observations");
+        assert!(
+            (objective - expected).abs() < 1e-9,
+            "{objective} vs {expected}"
+        );
+        let observations = store
+            .observations(trial.id, Some("loss"))
+            .await
+            .expect("observations");
         assert_eq!(observations.len(), 3, "every log line once");
         best = best.min(objective);
     }
     assert_eq!(status["bestObjective"].as_f64(), Some(best));
     let optimal = &status["currentOptimalTrial"];
-    assert!(optimal["bestTrialName"].as_str().is_some_and(|n| n.starts_with("team.mnist-")));
+    assert!(
+        optimal["bestTrialName"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("team.mnist-"))
+    );
     assert_eq!(optimal["parameterAssignments"][0]["name"], "lr");
 
     // Finished Jobs are deleted with their pods (retain is off).
     wait_for("the finished Jobs to be deleted", || {
-        (kube.list(&JOBS, Some(NS)).is_empty() && kube.list(&PODS, Some(NS)).is_empty()).then_some(())
+        (kube.list(&JOBS, Some(NS)).is_empty() && kube.list(&PODS, Some(NS)).is_empty())
+            .then_some(())
     })
     .await;
     let reasons = event_reasons(&kube);
-    assert!(reasons.iter().any(|r| r == "ExperimentCreated"), "{reasons:?}");
-    assert!(reasons.iter().any(|r| r == "ExperimentSucceeded"), "{reasons:?}");
+    assert!(
+        reasons.iter().any(|r| r == "ExperimentCreated"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r == "ExperimentSucceeded"),
+        "{reasons:?}"
+    );
     operator.stop().await;
 }
 
@@ -264,11 +285,22 @@ async fn failing_pods_fail_trials_and_then_the_experiment() {
         .expect("a condition");
     assert_eq!(failed["type"], "Failed");
     assert!(!failed["reason"].as_str().unwrap_or_default().is_empty());
-    let experiment = store.experiment("team.broken").await.expect("store").expect("stored");
+    let experiment = store
+        .experiment("team.broken")
+        .await
+        .expect("store")
+        .expect("stored");
     let trials = store.trials(experiment.id).await.expect("trials");
-    assert!(trials.iter().all(|t| t.state == TrialState::Failed), "{trials:?}");
     assert!(
-        trials[0].message.as_deref().unwrap_or_default().contains('3'),
+        trials.iter().all(|t| t.state == TrialState::Failed),
+        "{trials:?}"
+    );
+    assert!(
+        trials[0]
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains('3'),
         "the exit code is in the message: {:?}",
         trials[0].message
     );
@@ -287,11 +319,15 @@ async fn deleting_an_experiment_deletes_its_jobs_through_the_finalizer() {
         (kube.list(&PODS, Some(NS)).len() == 3).then_some(())
     })
     .await;
-    let finalizers = kube.get(&EXPERIMENTS, NS, "doomed").expect("the resource")["metadata"]["finalizers"].clone();
+    let finalizers =
+        kube.get(&EXPERIMENTS, NS, "doomed").expect("the resource")["metadata"]["finalizers"]
+            .clone();
     assert_eq!(finalizers, json!(["tuneflow.dev/trials"]));
 
     let api: Api<ExperimentResource> = Api::namespaced(kube.client(NS), NS);
-    api.delete("doomed", &DeleteParams::default()).await.expect("delete");
+    api.delete("doomed", &DeleteParams::default())
+        .await
+        .expect("delete");
     wait_for("the resource, its Jobs and pods to be gone", || {
         (kube.get(&EXPERIMENTS, NS, "doomed").is_none()
             && kube.list(&JOBS, Some(NS)).is_empty()
@@ -301,7 +337,11 @@ async fn deleting_an_experiment_deletes_its_jobs_through_the_finalizer() {
     .await;
     // No new trial started after the deletion, and the store keeps the history.
     assert_eq!(kube.count("POST", "jobs"), 3);
-    let experiment = store.experiment("team.doomed").await.expect("store").expect("kept");
+    let experiment = store
+        .experiment("team.doomed")
+        .await
+        .expect("store")
+        .expect("kept");
     assert_eq!(store.trials(experiment.id).await.expect("trials").len(), 3);
     operator.stop().await;
 }
@@ -326,19 +366,30 @@ async fn a_restarted_operator_follows_running_jobs_without_launching_them_again(
     })
     .await;
     // Let the collector store the lines, then stop the operator: the Jobs keep running.
-    let experiment = store.experiment("team.durable").await.expect("store").expect("stored");
+    let experiment = store
+        .experiment("team.durable")
+        .await
+        .expect("store")
+        .expect("stored");
     let trials = store.trials(experiment.id).await.expect("trials");
     for trial in &trials {
         wait_for_observations(&store, trial.id, 2).await;
     }
     first.stop().await;
-    assert_eq!(kube.list(&JOBS, Some(NS)).len(), 2, "stopping the operator leaves Jobs alone");
+    assert_eq!(
+        kube.list(&JOBS, Some(NS)).len(),
+        2,
+        "stopping the operator leaves Jobs alone"
+    );
 
     let second = Operator::start(&kube, store.clone(), dir.path());
     // The new operator follows the same Jobs; finishing them ends the experiment.
     tokio::time::sleep(Duration::from_millis(300)).await;
     for job in kube.list(&JOBS, Some(NS)) {
-        let name = job["metadata"]["name"].as_str().expect("a name").to_string();
+        let name = job["metadata"]["name"]
+            .as_str()
+            .expect("a name")
+            .to_string();
         let pod = kube.pods_of_job(NS, &name).pop().expect("the job's pod");
         kube.append_log(NS, &pod, "training", "loss=0.001");
         kube.finish_job(NS, &name, true, 0).expect("finish the job");
@@ -347,8 +398,15 @@ async fn a_restarted_operator_follows_running_jobs_without_launching_them_again(
     assert_eq!(status["trialsSucceeded"], 2);
     assert_eq!(kube.count("POST", "jobs"), 2, "no Job was launched twice");
     for trial in store.trials(experiment.id).await.expect("trials") {
-        let observations = store.observations(trial.id, Some("loss")).await.expect("observations");
-        assert_eq!(observations.len(), 3, "replayed lines are not stored twice: {observations:?}");
+        let observations = store
+            .observations(trial.id, Some("loss"))
+            .await
+            .expect("observations");
+        assert_eq!(
+            observations.len(),
+            3,
+            "replayed lines are not stored twice: {observations:?}"
+        );
         assert_eq!(trial.objective, Some(0.001));
     }
     second.stop().await;
@@ -356,8 +414,17 @@ async fn a_restarted_operator_follows_running_jobs_without_launching_them_again(
 
 async fn wait_for_observations(store: &Arc<dyn Store>, trial: i64, count: usize) {
     let start = Instant::now();
-    while store.observations(trial, None).await.expect("observations").len() < count {
-        assert!(start.elapsed() < LIMIT, "timed out waiting for observations");
+    while store
+        .observations(trial, None)
+        .await
+        .expect("observations")
+        .len()
+        < count
+    {
+        assert!(
+            start.elapsed() < LIMIT,
+            "timed out waiting for observations"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -396,10 +463,16 @@ async fn an_invalid_spec_fails_with_the_field_and_runs_nothing() {
     bad["parameters"][0]["feasibleSpace"]["max"] = json!("0.001");
     create(&kube, &resource("bad", bad)).await;
     let status = state_is(&kube, "bad", "Failed").await;
-    let failed = status["conditions"].as_array().and_then(|c| c.last()).expect("a condition");
+    let failed = status["conditions"]
+        .as_array()
+        .and_then(|c| c.last())
+        .expect("a condition");
     assert_eq!(failed["reason"], "InvalidSpec");
     let message = failed["message"].as_str().unwrap_or_default();
-    assert!(message.contains("spec.parameters[0].feasibleSpace"), "{message}");
+    assert!(
+        message.contains("spec.parameters[0].feasibleSpace"),
+        "{message}"
+    );
     assert_eq!(kube.count("POST", "jobs"), 0);
     assert!(event_reasons(&kube).iter().any(|r| r == "InvalidSpec"));
 
@@ -409,9 +482,18 @@ async fn an_invalid_spec_fails_with_the_field_and_runs_nothing() {
     tfjob["trialTemplate"]["trialSpec"]["apiVersion"] = json!("kubeflow.org/v1");
     create(&kube, &resource("tfjob", tfjob)).await;
     let status = state_is(&kube, "tfjob", "Failed").await;
-    let failed = status["conditions"].as_array().and_then(|c| c.last()).expect("a condition");
+    let failed = status["conditions"]
+        .as_array()
+        .and_then(|c| c.last())
+        .expect("a condition");
     assert_eq!(failed["reason"], "CannotRun");
-    assert!(failed["message"].as_str().unwrap_or_default().contains("TFJob"), "{failed}");
+    assert!(
+        failed["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("TFJob"),
+        "{failed}"
+    );
     assert_eq!(kube.count("POST", "jobs"), 0);
     operator.stop().await;
 }
@@ -424,7 +506,10 @@ async fn raising_max_trial_count_on_a_live_resource_takes_effect() {
     let store = open_store(dir.path()).await;
     let operator = Operator::start(&kube, store, dir.path());
     create(&kube, &resource("growing", spec(2, 1))).await;
-    wait_for("the first Job", || (kube.count("POST", "jobs") >= 1).then_some(())).await;
+    wait_for("the first Job", || {
+        (kube.count("POST", "jobs") >= 1).then_some(())
+    })
+    .await;
     let api: Api<ExperimentResource> = Api::namespaced(kube.client(NS), NS);
     api.patch(
         "growing",
@@ -464,7 +549,13 @@ async fn forbidden_namespaces_and_unpullable_images_fail_trials_with_the_reason(
     kube.forbid_namespace("locked");
     let dir = tempfile::tempdir().expect("a temporary directory");
     let store = open_store(dir.path()).await;
-    let operator = Operator::start_with(&kube, store.clone(), dir.path(), None, Duration::from_millis(300));
+    let operator = Operator::start_with(
+        &kube,
+        store.clone(),
+        dir.path(),
+        None,
+        Duration::from_millis(300),
+    );
 
     let mut locked = spec(3, 1);
     locked["trialTemplate"]["trialSpec"]["metadata"] = json!({"namespace": "locked"});
@@ -474,14 +565,34 @@ async fn forbidden_namespaces_and_unpullable_images_fail_trials_with_the_reason(
     state_is(&kube, "unpullable", "Failed").await;
     eprintln!("{locked:#}");
 
-    let experiment = store.experiment("team.locked").await.expect("store").expect("stored");
-    let message = store.trials(experiment.id).await.expect("trials")[0].message.clone().unwrap_or_default();
-    assert!(message.contains("forbidden") && message.contains("locked"), "{message}");
-    let experiment = store.experiment("team.unpullable").await.expect("store").expect("stored");
-    let message = store.trials(experiment.id).await.expect("trials")[0].message.clone().unwrap_or_default();
+    let experiment = store
+        .experiment("team.locked")
+        .await
+        .expect("store")
+        .expect("stored");
+    let message = store.trials(experiment.id).await.expect("trials")[0]
+        .message
+        .clone()
+        .unwrap_or_default();
+    assert!(
+        message.contains("forbidden") && message.contains("locked"),
+        "{message}"
+    );
+    let experiment = store
+        .experiment("team.unpullable")
+        .await
+        .expect("store")
+        .expect("stored");
+    let message = store.trials(experiment.id).await.expect("trials")[0]
+        .message
+        .clone()
+        .unwrap_or_default();
     assert!(message.contains("ErrImagePull"), "{message}");
     // The unpullable trials' Jobs were deleted, not left pending.
-    wait_for("the unpullable Jobs to go", || kube.list(&JOBS, Some(NS)).is_empty().then_some(())).await;
+    wait_for("the unpullable Jobs to go", || {
+        kube.list(&JOBS, Some(NS)).is_empty().then_some(())
+    })
+    .await;
     operator.stop().await;
 }
 
@@ -502,7 +613,10 @@ async fn early_stopping_deletes_the_pruned_trials_jobs() {
     assert!(stopped >= 1, "some trial was stopped early: {status:#}");
     // Every pruned trial's Job was deleted while its pod still ran.
     assert!(kube.count("DELETE", "jobs") >= stopped as usize);
-    wait_for("all Jobs to go", || kube.list(&JOBS, Some(NS)).is_empty().then_some(())).await;
+    wait_for("all Jobs to go", || {
+        kube.list(&JOBS, Some(NS)).is_empty().then_some(())
+    })
+    .await;
     operator.stop().await;
 }
 
@@ -518,19 +632,36 @@ async fn two_replicas_elect_one_leader_and_the_other_takes_over() {
         identity: identity.to_string(),
         duration: Duration::from_secs(3),
     };
-    let first = Operator::start_with(&kube, store.clone(), dir.path(), Some(election("one")), Duration::from_secs(60));
+    let first = Operator::start_with(
+        &kube,
+        store.clone(),
+        dir.path(),
+        Some(election("one")),
+        Duration::from_secs(60),
+    );
     wait_for("the first replica to lead", || {
         let lease = kube.get(&LEASES, "tuneflow-system", "tuneflow-operator")?;
         (lease["spec"]["holderIdentity"] == "one").then_some(())
     })
     .await;
-    let second = Operator::start_with(&kube, store.clone(), dir.path(), Some(election("two")), Duration::from_secs(60));
+    let second = Operator::start_with(
+        &kube,
+        store.clone(),
+        dir.path(),
+        Some(election("two")),
+        Duration::from_secs(60),
+    );
     create(&kube, &resource("shared", spec(8, 2))).await;
-    wait_for("a few trials", || (kube.count("POST", "jobs") >= 2).then_some(())).await;
+    wait_for("a few trials", || {
+        (kube.count("POST", "jobs") >= 2).then_some(())
+    })
+    .await;
     // The leader steps down; the other replica continues the same experiment.
     first.stop().await;
     state_is(&kube, "shared", "Succeeded").await;
-    let lease = kube.get(&LEASES, "tuneflow-system", "tuneflow-operator").expect("the lease");
+    let lease = kube
+        .get(&LEASES, "tuneflow-system", "tuneflow-operator")
+        .expect("the lease");
     assert_eq!(lease["spec"]["holderIdentity"], "two");
     assert_eq!(status(&kube, "shared")["trials"], 8);
     second.stop().await;

@@ -4,6 +4,7 @@
 //! codes and error messages. Data goes to stdout (a table, or JSON with `--output json`);
 //! progress, errors and hints go to stderr.
 
+mod crd;
 mod export;
 mod operator;
 mod output;
@@ -11,6 +12,7 @@ mod progress;
 mod query;
 mod run;
 mod serve;
+mod submit;
 mod validate;
 
 use std::path::PathBuf;
@@ -18,6 +20,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 pub use output::Output;
+pub use submit::{ManifestFormat, SubmitArgs};
 
 /// Default store location, relative to the current directory.
 pub const DEFAULT_STORE: &str = ".tuneflow/tuneflow.db";
@@ -65,6 +68,11 @@ pub enum Command {
     /// `run` and `serve` do this in the background with --mlflow-uri; this sends what an
     /// earlier export missed (MLflow was down). Nothing MLflow already has is sent again.
     Export(ExportArgs),
+    /// Print the Experiment CustomResourceDefinition (YAML) for `kubectl apply -f -`.
+    Crd,
+    /// Validate an experiment file (tuneflow or Katib) and apply it to the cluster as an
+    /// Experiment resource (server-side apply); --dry-run prints the resource instead.
+    Submit(SubmitArgs),
     /// Run the Kubernetes operator: Experiment resources (tuneflow.dev/v1alpha1) in, trials
     /// as Jobs, status written back.
     ///
@@ -236,6 +244,8 @@ pub async fn run(cli: Cli) -> Exit {
         Command::Best(args) => query::best(&cli.store, args).await,
         Command::Serve(args) => serve::serve(&cli.store, args).await,
         Command::Export(args) => export::export(&cli.store, args).await,
+        Command::Crd => crd::crd(),
+        Command::Submit(args) => submit::submit(args).await,
         Command::Operator(args) => operator::operator(&cli.store, args).await,
     };
     match result {

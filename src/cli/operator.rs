@@ -58,7 +58,10 @@ pub async fn operator(store_url: &str, args: OperatorArgs) -> anyhow::Result<Exi
         (Some(namespace), false) => Some(LeaderElection {
             lease: args.lease_name.clone(),
             namespace: namespace.clone(),
-            identity: args.identity.clone().unwrap_or_else(crate::engine::owner_token),
+            identity: args
+                .identity
+                .clone()
+                .unwrap_or_else(crate::engine::owner_token),
             duration: args.lease_duration,
         }),
         (None, false) => {
@@ -98,7 +101,11 @@ pub async fn operator(store_url: &str, args: OperatorArgs) -> anyhow::Result<Exi
 
 /// Where trials in pods reach the tracking API: `--tracking-uri` (the operator's Service),
 /// else the bound address (only right when trials share the operator's network).
-fn tracking_endpoint(args: &OperatorArgs, bound: SocketAddr, token: Option<String>) -> TrackingEndpoint {
+fn tracking_endpoint(
+    args: &OperatorArgs,
+    bound: SocketAddr,
+    token: Option<String>,
+) -> TrackingEndpoint {
     TrackingEndpoint {
         uri: args
             .tracking_uri

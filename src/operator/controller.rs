@@ -147,16 +147,29 @@ async fn apply(
         if run.generation < generation {
             match check_resumable(&run.spec, &spec) {
                 Ok(()) => {
-                    context.runs.update(&uid, spec.clone(), document(resource), generation);
                     context
-                        .event(resource, EventType::Normal, "SpecUpdated", Some("the new trial limits apply now"))
+                        .runs
+                        .update(&uid, spec.clone(), document(resource), generation);
+                    context
+                        .event(
+                            resource,
+                            EventType::Normal,
+                            "SpecUpdated",
+                            Some("the new trial limits apply now"),
+                        )
                         .await;
                 }
                 Err(e) => {
-                    let message = format!("{e}; delete the Experiment and create it again to change it");
+                    let message =
+                        format!("{e}; delete the Experiment and create it again to change it");
                     context.runs.reject(&uid, generation);
                     context
-                        .event(resource, EventType::Warning, "SpecChangeRefused", Some(&message))
+                        .event(
+                            resource,
+                            EventType::Warning,
+                            "SpecChangeRefused",
+                            Some(&message),
+                        )
                         .await;
                 }
             }
@@ -173,21 +186,29 @@ async fn apply(
         let stored = context.store.experiment(&spec.name).await?;
         // A stored experiment older than this resource belongs to an earlier resource of the
         // same name: this one starts over.
-        let fresh = stored.as_ref().is_some_and(|s| older_than(s.created_at, resource));
+        let fresh = stored
+            .as_ref()
+            .is_some_and(|s| older_than(s.created_at, resource));
         let finished = stored.as_ref().is_some_and(|s| {
             !fresh
-                && matches!(s.state, ExperimentState::Succeeded | ExperimentState::Failed)
+                && matches!(
+                    s.state,
+                    ExperimentState::Succeeded | ExperimentState::Failed
+                )
                 && status.observed_generation.unwrap_or(0) >= generation
         });
         if !finished {
-            context.runs.start(Start {
-                uid: uid.clone(),
-                resource,
-                spec: spec.clone(),
-                document: document(resource),
-                generation,
-                fresh,
-            }, context)?;
+            context.runs.start(
+                Start {
+                    uid: uid.clone(),
+                    resource,
+                    spec: spec.clone(),
+                    document: document(resource),
+                    generation,
+                    fresh,
+                },
+                context,
+            )?;
         }
     }
 
@@ -206,7 +227,12 @@ async fn apply(
                 status::set_failed(&mut status, "RunFailed", &message);
             } else if let Some(state) = status.state.as_deref() {
                 context
-                    .event(resource, EventType::Normal, &format!("Experiment{state}"), stored.message.as_deref())
+                    .event(
+                        resource,
+                        EventType::Normal,
+                        &format!("Experiment{state}"),
+                        stored.message.as_deref(),
+                    )
                     .await;
             }
         }
@@ -229,14 +255,24 @@ async fn cleanup(
     context.runs.stop(&uid).await;
     let jobs: Api<Job> = Api::namespaced(context.client.clone(), namespace);
     let selector = format!("{EXPERIMENT_LABEL}={name}");
-    let left = jobs.list_metadata(&ListParams::default().labels(&selector)).await?;
+    let left = jobs
+        .list_metadata(&ListParams::default().labels(&selector))
+        .await?;
     if !left.items.is_empty() {
-        jobs.delete_collection(&DeleteParams::background(), &ListParams::default().labels(&selector))
-            .await?;
+        jobs.delete_collection(
+            &DeleteParams::background(),
+            &ListParams::default().labels(&selector),
+        )
+        .await?;
         tracing::info!(experiment = %name, %namespace, jobs = left.items.len(), "deleted the experiment's remaining Jobs");
     }
     context
-        .event(resource, EventType::Normal, "ExperimentDeleted", Some("its trials' Jobs were deleted; the store keeps its history"))
+        .event(
+            resource,
+            EventType::Normal,
+            "ExperimentDeleted",
+            Some("its trials' Jobs were deleted; the store keeps its history"),
+        )
         .await;
     Ok(Action::await_change())
 }
@@ -298,7 +334,11 @@ impl Context {
             action: "Reconcile".to_string(),
             secondary: None,
         };
-        if let Err(e) = self.recorder.publish(&event, &resource.object_ref(&())).await {
+        if let Err(e) = self
+            .recorder
+            .publish(&event, &resource.object_ref(&()))
+            .await
+        {
             tracing::debug!("cannot publish event {reason}: {e}");
         }
     }

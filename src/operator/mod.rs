@@ -123,17 +123,18 @@ pub async fn run(config: OperatorConfig, shutdown: CancellationToken) -> Result<
         run_controller(config, shutdown).await;
         return Ok(());
     };
-    let manager = kube_lease_manager::LeaseManagerBuilder::new(config.client.clone(), &election.lease)
-        .with_namespace(&election.namespace)
-        .with_identity(&election.identity)
-        .with_duration(election.duration.as_secs().max(2))
-        .with_grace((election.duration.as_secs() / 3).max(1))
-        .build()
-        .await
-        .map_err(|e| OperatorError::Election {
-            lease: election.lease.clone(),
-            message: e.to_string(),
-        })?;
+    let manager =
+        kube_lease_manager::LeaseManagerBuilder::new(config.client.clone(), &election.lease)
+            .with_namespace(&election.namespace)
+            .with_identity(&election.identity)
+            .with_duration(election.duration.as_secs().max(2))
+            .with_grace((election.duration.as_secs() / 3).max(1))
+            .build()
+            .await
+            .map_err(|e| OperatorError::Election {
+                lease: election.lease.clone(),
+                message: e.to_string(),
+            })?;
     let (mut leading, manager_task) = manager.watch().await;
     tracing::info!(lease = %election.lease, identity = %election.identity, "waiting to lead");
     loop {
@@ -208,7 +209,10 @@ async fn run_controller(config: OperatorConfig, stop: CancellationToken) {
             Api::namespaced(config.client.clone(), namespace),
             Api::namespaced(config.client.clone(), namespace),
         ),
-        None => (Api::all(config.client.clone()), Api::all(config.client.clone())),
+        None => (
+            Api::all(config.client.clone()),
+            Api::all(config.client.clone()),
+        ),
     };
     tracing::info!(namespace = ?config.namespace, "watching Experiments");
     Controller::new(experiments, watcher::Config::default())
