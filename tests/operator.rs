@@ -557,13 +557,18 @@ async fn forbidden_namespaces_and_unpullable_images_fail_trials_with_the_reason(
         Duration::from_millis(300),
     );
 
+    // A native template (command and image) whose Jobs go to a namespace the operator may
+    // not use.
     let mut locked = spec(3, 1);
-    locked["trialTemplate"]["trialSpec"]["metadata"] = json!({"namespace": "locked"});
+    locked["trialTemplate"] = json!({
+        "command": ["python", "train.py", "--lr=${parameters.lr}"],
+        "kubernetes": {"image": "python:3.11-slim", "namespace": "locked"}
+    });
     create(&kube, &resource("locked", locked)).await;
     create(&kube, &resource("unpullable", spec(3, 1))).await;
     let locked = state_is(&kube, "locked", "Failed").await;
     state_is(&kube, "unpullable", "Failed").await;
-    eprintln!("{locked:#}");
+    assert_eq!(locked["trialsFailed"], 2, "{locked:#}");
 
     let experiment = store
         .experiment("team.locked")
