@@ -265,19 +265,42 @@ pub async fn serve_for_trials(
     shutdown: CancellationToken,
 ) -> Result<TrackingEndpoint, ServeError> {
     let addr = SocketAddr::from(([127, 0, 0, 1], 0));
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServeError::Bind { addr, source })?;
-    let endpoint = endpoint_for(listener.local_addr()?, None);
-    let engine = Engine::new(store.clone(), Arc::new(LocalExecutor), logs_dir);
-    let base_dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let state = Arc::new(AppState::new(store, engine, None, base_dir));
+    let (bound, served) = serve_store(store, addr, None, logs_dir, shutdown).await?;
     tokio::spawn(async move {
-        if let Err(e) = serve_on(listener, state, shutdown).await {
+        if let Ok(Err(e)) = served.await {
             tracing::error!("the tracking API for trials stopped: {e}");
         }
     });
-    Ok(endpoint)
+    Ok(endpoint_for(bound, None))
+}
+
+/// Serves the API over `store` on `addr` until `shutdown`, for a process whose experiments
+/// are run by someone else (`tuneflow run`'s loop, the operator's reconciler): it adopts no
+/// experiments and sweeps no leases. Returns the address bound and the serving task.
+///
+/// # Errors
+///
+/// A wildcard or non-loopback `addr` without a token ([`ServeError::NoToken`]), or an
+/// address that cannot be bound.
+pub async fn serve_store(
+    store: Arc<dyn store::Store>,
+    addr: SocketAddr,
+    token: Option<String>,
+    logs_dir: PathBuf,
+    shutdown: CancellationToken,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>), ServeError> {
+    let token = token.filter(|t| !t.is_empty());
+    if token.is_none() && !addr.ip().is_loopback() {
+        return Err(ServeError::NoToken(addr));
+    }
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    let bound = listener.local_addr()?;
+    let engine = Engine::new(store.clone(), Arc::new(LocalExecutor), logs_dir);
+    let base_dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let state = Arc::new(AppState::new(store, engine, token, base_dir));
+    Ok((bound, tokio::spawn(serve_on(listener, state, shutdown))))
 }
 
 /// Fails expired leases until shutdown.

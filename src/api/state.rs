@@ -106,6 +106,7 @@ impl AppState {
             document,
             base_dir: self.base_dir.clone(),
             fresh: false,
+            updates: None,
         };
         let token = cancel.clone();
         let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());

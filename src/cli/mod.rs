@@ -4,12 +4,15 @@
 //! codes and error messages. Data goes to stdout (a table, or JSON with `--output json`);
 //! progress, errors and hints go to stderr.
 
+mod crd;
 mod export;
+mod operator;
 mod output;
 mod progress;
 mod query;
 mod run;
 mod serve;
+mod submit;
 mod validate;
 
 use std::path::PathBuf;
@@ -22,6 +25,7 @@ use crate::executor::kubernetes::{self, KubernetesExecutor, KubernetesSettings};
 use crate::executor::local::LocalExecutor;
 
 pub use output::Output;
+pub use submit::{ManifestFormat, SubmitArgs};
 
 /// Default store location, relative to the current directory.
 pub const DEFAULT_STORE: &str = ".tuneflow/tuneflow.db";
@@ -69,6 +73,56 @@ pub enum Command {
     /// `run` and `serve` do this in the background with --mlflow-uri; this sends what an
     /// earlier export missed (MLflow was down). Nothing MLflow already has is sent again.
     Export(ExportArgs),
+    /// Print the Experiment CustomResourceDefinition (YAML) for `kubectl apply -f -`.
+    Crd,
+    /// Validate an experiment file (tuneflow or Katib) and apply it to the cluster as an
+    /// Experiment resource (server-side apply); --dry-run prints the resource instead.
+    Submit(SubmitArgs),
+    /// Run the Kubernetes operator: Experiment resources (tuneflow.dev/v1alpha1) in, trials
+    /// as Jobs, status written back.
+    ///
+    /// Reads the cluster from KUBECONFIG or the pod's service account. Keeps every trial in
+    /// the store (--store: SQLite on a volume, or postgres://...), serves the REST and MLflow
+    /// APIs on --listen, and elects a leader through a Lease so that several replicas may run.
+    /// See deploy/README.md.
+    Operator(OperatorArgs),
+}
+
+/// `tuneflow operator`.
+#[derive(Debug, clap::Args)]
+pub struct OperatorArgs {
+    /// Address of the REST API, the MLflow API and /metrics.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Bearer token of the API (required to listen beyond loopback).
+    #[arg(long, env = "TUNEFLOW_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Watch Experiments in this namespace only (all namespaces by default).
+    #[arg(long, env = "TUNEFLOW_WATCH_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Namespace of the leader election Lease (the operator's own).
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// Name of the leader election Lease.
+    #[arg(long, default_value = "tuneflow-operator")]
+    pub lease_name: String,
+    /// How long the lease holds without renewal; a new leader takes over after it.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub lease_duration: std::time::Duration,
+    /// This replica's identity in the Lease (default: HOST:PID).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Run without leader election (one replica only).
+    #[arg(long)]
+    pub no_leader_election: bool,
+    /// How long a trial's image may fail to pull (ErrImagePull, ImagePullBackOff) before the
+    /// trial fails.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub image_pull_timeout: std::time::Duration,
+    /// The URL trials reach this operator's API at (MLFLOW_TRACKING_URI of MLflow-collector
+    /// trials), e.g. http://tuneflow-operator.tuneflow-system.svc:8080.
+    #[arg(long, env = "TUNEFLOW_TRACKING_URI", value_name = "URL")]
+    pub tracking_uri: Option<String>,
 }
 
 /// `tuneflow export`.
@@ -261,6 +315,9 @@ pub async fn run(cli: Cli) -> Exit {
         Command::Best(args) => query::best(&cli.store, args).await,
         Command::Serve(args) => serve::serve(&cli.store, args).await,
         Command::Export(args) => export::export(&cli.store, args).await,
+        Command::Crd => crd::crd(),
+        Command::Submit(args) => submit::submit(args).await,
+        Command::Operator(args) => operator::operator(&cli.store, args).await,
     };
     match result {
         Ok(exit) => exit,

@@ -98,6 +98,7 @@ pub async fn run(store_url: &str, args: RunArgs) -> anyhow::Result<Exit> {
                 document,
                 base_dir,
                 fresh: args.fresh,
+                updates: None,
             },
             &display,
             cancel,

@@ -27,7 +27,7 @@ pub fn validate(args: ValidateArgs) -> Exit {
             },
             Err(errors) => {
                 if args.output == Output::Table {
-                    eprint!("{errors}");
+                    eprintln!("{errors}");
                 }
                 Report {
                     file: file.display().to_string(),

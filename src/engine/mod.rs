@@ -132,6 +132,20 @@ pub struct RunRequest {
     pub base_dir: PathBuf,
     /// Delete a stored experiment of the same name and start over.
     pub fresh: bool,
+    /// Later versions of the spec (the operator's edited resource): changes to the trial
+    /// limits (`maxTrialCount`, `parallelTrialCount`, `maxFailedTrialCount`) and the trial
+    /// template take effect while the experiment runs; a version that changes anything else
+    /// is ignored with a warning (the caller checks with [`check_resumable`] first).
+    pub updates: Option<tokio::sync::watch::Receiver<SpecUpdate>>,
+}
+
+/// A new version of a running experiment's spec, with the document it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpecUpdate {
+    /// The validated spec.
+    pub spec: ExperimentSpec,
+    /// Its document, kept in the store.
+    pub document: String,
 }
 
 /// Drives experiments.
@@ -141,6 +155,7 @@ pub struct Engine {
     executor: Arc<dyn Executor>,
     logs_dir: PathBuf,
     tracking: Option<Arc<TrackingEndpoint>>,
+    owner_alive: fn(&str) -> bool,
 }
 
 /// Where trials with the MLflow collector send their metrics: a tuneflow tracking API over
@@ -162,7 +177,16 @@ impl Engine {
             executor,
             logs_dir,
             tracking: None,
+            owner_alive: owner_is_alive,
         }
+    }
+
+    /// The same engine, deciding with `is_alive` whether another runner that holds an
+    /// experiment's claim still runs. The operator, which holds the leader lease, passes a
+    /// function that says no: whoever ran the experiment before it is gone.
+    pub fn with_owner_check(mut self, is_alive: fn(&str) -> bool) -> Engine {
+        self.owner_alive = is_alive;
+        self
     }
 
     /// The same engine, with trials of the MLflow collector logging to `endpoint`.
@@ -193,7 +217,7 @@ impl Engine {
         let owner = owner_token();
         if let Some(other) = self
             .store
-            .claim_experiment(experiment.id, &owner, owner_is_alive)
+            .claim_experiment(experiment.id, &owner, self.owner_alive)
             .await?
         {
             return Err(EngineError::Busy {
@@ -242,9 +266,15 @@ impl Engine {
         cancel: CancellationToken,
     ) -> Result<Experiment, EngineError> {
         let algorithm = build_algorithm(&spec)?;
+        let mut experiment = experiment.clone();
+        let mut spec = spec;
+        let mut updates = request.updates.clone();
         let mut stored = self.store.trials(experiment.id).await?;
-        for trial in stored.iter_mut() {
-            self.reclaim(experiment, trial).await?;
+        let mut reattach = Vec::new();
+        for (position, trial) in stored.iter_mut().enumerate() {
+            if self.reclaim(&experiment, trial).await? {
+                reattach.push(position);
+            }
         }
         let stopper = match Stopper::for_spec(&spec, experiment.seed)? {
             Some(stopper) => {
@@ -264,17 +294,21 @@ impl Engine {
         let mut exhausted = is_exhausted(algorithm.as_ref(), ledger.trials().len());
         let collector = Collector::for_spec(&spec.metrics_collector)
             .map_err(|e| EngineError::Internal(format!("metrics format does not compile: {e}")))?;
-        let context = LaunchContext {
+        let mut context = LaunchContext {
             engine: self,
             collector: &collector,
             experiment_id: experiment.id,
-            spec: &spec,
+            spec: spec.clone(),
             base_dir: &request.base_dir,
             cancel: &trials_cancel,
             stopper: stopper.as_ref(),
         };
         let mut failure: Option<EngineError> = None;
         let mut completion: Option<Completion> = None;
+        for position in reattach {
+            tracing::info!(trial = %ledger.trial(position).name, "following a trial the previous run left running");
+            context.launch(&mut running, ledger.trial(position), position, true);
+        }
 
         loop {
             let counts = ledger.counts();
@@ -306,7 +340,7 @@ impl Engine {
                 if new > 0 && !exhausted {
                     match record_suggestions(
                         self.store.as_ref(),
-                        experiment,
+                        &experiment,
                         algorithm.as_ref(),
                         &ledger,
                         new,
@@ -407,6 +441,34 @@ impl Engine {
                     stop_cause = Some(StopCause::Interrupted);
                     trials_cancel.cancel();
                 }
+                update = next_update(&mut updates), if updates.is_some() => {
+                    let Some(update) = update else {
+                        updates = None;
+                        continue;
+                    };
+                    if let Err(e) = check_update(&spec, &update.spec) {
+                        tracing::warn!(experiment = %spec.name, "ignoring a spec change: {e}");
+                    } else if *spec != update.spec {
+                        if let Err(e) = self
+                            .store
+                            .update_spec(experiment.id, &update.spec, &update.document)
+                            .await
+                        {
+                            failure.get_or_insert(e.into());
+                            trials_cancel.cancel();
+                            continue;
+                        }
+                        tracing::info!(
+                            experiment = %spec.name,
+                            max_trial_count = ?update.spec.max_trial_count,
+                            parallel_trial_count = update.spec.parallel_trial_count,
+                            "the experiment's spec changed"
+                        );
+                        spec = Arc::new(update.spec);
+                        experiment.spec = (*spec).clone();
+                        context.spec = spec.clone();
+                    }
+                }
             }
         }
 
@@ -457,13 +519,25 @@ impl Engine {
     }
 
     /// Puts a trial that a crash or an interruption left unfinished back in the queue,
-    /// first stopping whatever of it still runs from the crashed run.
-    async fn reclaim(&self, experiment: &Experiment, trial: &mut Trial) -> Result<(), EngineError> {
+    /// first stopping whatever of it still runs from the crashed run. Returns true, and
+    /// changes nothing, for a trial left Running that the executor can follow again (see
+    /// [`Executor::reattaches`]).
+    async fn reclaim(
+        &self,
+        experiment: &Experiment,
+        trial: &mut Trial,
+    ) -> Result<bool, EngineError> {
         let interrupted = !trial.state.is_final()
             || (trial.state == TrialState::Killed
                 && trial.message.as_deref() == Some(rules::INTERRUPTED));
         if !interrupted || trial.state == TrialState::Pending {
-            return Ok(());
+            return Ok(false);
+        }
+        if trial.state == TrialState::Running
+            && trial.handle.is_some()
+            && self.executor.reattaches()
+        {
+            return Ok(true);
         }
         if let Some(handle) = &trial.handle {
             let stopped = self
@@ -482,8 +556,17 @@ impl Engine {
         trial.message = None;
         trial.objective = None;
         trial.handle = None;
-        Ok(())
+        Ok(false)
     }
+}
+
+/// The next spec version from `updates`, or `None` once its sender is gone.
+async fn next_update(
+    updates: &mut Option<tokio::sync::watch::Receiver<SpecUpdate>>,
+) -> Option<SpecUpdate> {
+    let receiver = updates.as_mut()?;
+    receiver.changed().await.ok()?;
+    Some(receiver.borrow_and_update().clone())
 }
 
 /// Asks the algorithm for `count` assignments and records them as trials in `first_state`
@@ -562,7 +645,7 @@ struct LaunchContext<'a> {
     engine: &'a Engine,
     collector: &'a Option<Collector>,
     experiment_id: i64,
-    spec: &'a Arc<ExperimentSpec>,
+    spec: Arc<ExperimentSpec>,
     base_dir: &'a std::path::Path,
     cancel: &'a CancellationToken,
     stopper: Option<&'a Arc<Stopper>>,
@@ -580,18 +663,20 @@ impl LaunchContext<'_> {
                 break;
             };
             ledger.update(position, TrialState::Running, None, None, None);
-            self.launch(running, ledger.trial(position), position);
+            self.launch(running, ledger.trial(position), position, false);
         }
     }
 
-    /// Renders the trial's job and starts it on the join set.
+    /// Renders the trial's job and starts it on the join set; `resume` follows a trial the
+    /// previous run left running.
     fn launch(
         &self,
         running: &mut JoinSet<(usize, Result<Execution, EngineError>)>,
         trial: &Trial,
         position: usize,
+        resume: bool,
     ) {
-        let prepared = self.job(trial);
+        let prepared = self.job(trial, resume);
         let store = self.engine.store.clone();
         let executor = self.engine.executor.clone();
         let spec = self.spec.clone();
@@ -626,7 +711,7 @@ impl LaunchContext<'_> {
         });
     }
 
-    fn job(&self, trial: &Trial) -> Result<(TrialJob, Option<PathBuf>), String> {
+    fn job(&self, trial: &Trial, resume: bool) -> Result<(TrialJob, Option<PathBuf>), String> {
         let spec = self.spec.as_ref();
         let template = spec
             .trial_template
@@ -670,7 +755,7 @@ impl LaunchContext<'_> {
                 namespace: spec.namespace.clone(),
                 template: Arc::new(template.clone()),
                 manifest,
-                resume: false,
+                resume,
             },
             metrics_file,
         ))
@@ -705,9 +790,21 @@ fn is_exhausted(algorithm: &dyn Algorithm, suggested: usize) -> bool {
         .is_some_and(|capacity| suggested as u64 >= capacity)
 }
 
+/// Checks that a running experiment may take `new` as its spec: the name stays, and what
+/// [`check_resumable`] allows may change.
+fn check_update(running: &ExperimentSpec, new: &ExperimentSpec) -> Result<(), EngineError> {
+    if running.name != new.name {
+        return Err(EngineError::SpecChanged {
+            name: running.name.clone(),
+            what: format!("name (now `{}`)", new.name),
+        });
+    }
+    check_resumable(running, new)
+}
+
 /// Checks that a stored experiment may continue under `new`: only the trial limits and the
 /// trial template may change between runs.
-fn check_resumable(stored: &ExperimentSpec, new: &ExperimentSpec) -> Result<(), EngineError> {
+pub fn check_resumable(stored: &ExperimentSpec, new: &ExperimentSpec) -> Result<(), EngineError> {
     let differs = |what: &str| EngineError::SpecChanged {
         name: new.name.clone(),
         what: what.to_string(),

@@ -105,6 +105,48 @@ impl StoredObservations {
     }
 }
 
+/// The observations a re-attached trial stored before its runner stopped: replaying its
+/// output from the start produces them again (same metric, step and value), and each is
+/// skipped once.
+#[derive(Default)]
+struct Replay {
+    known: std::collections::HashMap<(String, i64, u64), usize>,
+}
+
+impl Replay {
+    fn of(stored: Vec<Observation>) -> Replay {
+        let mut known = std::collections::HashMap::new();
+        for o in stored {
+            *known
+                .entry((o.metric, o.step, o.value.to_bits()))
+                .or_insert(0) += 1;
+        }
+        Replay { known }
+    }
+
+    /// Drops from `buffer[from..]` the observations already stored.
+    fn skip_known(&mut self, buffer: &mut Vec<Observation>, from: usize) {
+        if self.known.is_empty() {
+            return;
+        }
+        let mut position = from;
+        while position < buffer.len() {
+            let o = &buffer[position];
+            let key = (o.metric.clone(), o.step, o.value.to_bits());
+            match self.known.get_mut(&key) {
+                Some(count) => {
+                    *count -= 1;
+                    if *count == 0 {
+                        self.known.remove(&key);
+                    }
+                    buffer.remove(position);
+                }
+                None => position += 1,
+            }
+        }
+    }
+}
+
 /// One trial to run.
 pub struct TrialRun {
     /// The store.
@@ -179,7 +221,14 @@ impl TrialRun {
             _ => None,
         };
 
-        store.start_trial(trial_id, experiment_id).await?;
+        // A trial the previous runner left running keeps its start and attempt count; its
+        // output is replayed from the start, so what the store already holds is skipped.
+        let mut replay = if job.resume {
+            Replay::of(store.observations(trial_id, None).await?)
+        } else {
+            store.start_trial(trial_id, experiment_id).await?;
+            Replay::default()
+        };
         let (events_tx, mut events) = mpsc::channel(1024);
         // A prune stops the process through its own token, so that the cause is known.
         let stop = cancel.child_token();
@@ -213,6 +262,7 @@ impl TrialRun {
                         if let Some(c) = collector.as_mut() {
                             let before = buffer.len();
                             c.observe(&line, &mut buffer);
+                            replay.skip_known(&mut buffer, before);
                             judge(&buffer[before..]);
                         }
                         if buffer.len() >= FLUSH_COUNT {
@@ -232,6 +282,7 @@ impl TrialRun {
                         for line in tail.poll().await.unwrap_or_default() {
                             c.observe(&line, &mut buffer);
                         }
+                        replay.skip_known(&mut buffer, before);
                         judge(&buffer[before..]);
                     }
                     store.add_observations(trial_id, &buffer).await?;
@@ -249,6 +300,7 @@ impl TrialRun {
                 Ok(lines) => {
                     let before = buffer.len();
                     lines.iter().for_each(|line| c.observe(line, &mut buffer));
+                    replay.skip_known(&mut buffer, before);
                     judge(&buffer[before..]);
                 }
                 Err(e) => tracing::warn!("cannot read metrics file {}: {e}", tail.path().display()),

@@ -30,6 +30,7 @@ pub const SOURCE_API_VERSION: &str = "tuneflow.dev/source-api-version";
     singular = "experiment",
     shortname = "tfx",
     root = "ExperimentResource",
+    doc = "An experiment run by the tuneflow operator: spec is a tuneflow (or Katib) experiment spec; status is reported by the operator.",
     namespaced,
     status = "ExperimentStatus",
     printcolumn = r#"{"name":"State","type":"string","jsonPath":".status.state"}"#,
@@ -42,28 +43,31 @@ pub const SOURCE_API_VERSION: &str = "tuneflow.dev/source-api-version";
 pub struct ExperimentSpecFields {
     /// `objective`: the metric to optimize and its direction.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "free_form")]
+    #[schemars(schema_with = "objective_schema")]
     pub objective: Option<serde_json::Value>,
     /// `algorithm`: the search algorithm and its settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "free_form")]
+    #[schemars(schema_with = "algorithm_schema")]
     pub algorithm: Option<serde_json::Value>,
     /// `earlyStopping`: the early-stopping rule and its settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "free_form")]
+    #[schemars(schema_with = "algorithm_schema")]
     pub early_stopping: Option<serde_json::Value>,
     /// `parallelTrialCount`: how many trials run at once (editable on a live resource).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub parallel_trial_count: Option<i64>,
     /// `maxTrialCount`: how many trials the experiment runs (editable on a live resource).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub max_trial_count: Option<i64>,
     /// `maxFailedTrialCount`: the experiment fails when more trials than this fail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
     pub max_failed_trial_count: Option<i64>,
     /// `parameters`: the search space.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "free_form")]
+    #[schemars(schema_with = "parameters_schema")]
     pub parameters: Option<serde_json::Value>,
     /// `nasConfig` (Katib; refused with a clear error).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -71,7 +75,7 @@ pub struct ExperimentSpecFields {
     pub nas_config: Option<serde_json::Value>,
     /// `trialTemplate`: what each trial runs (a Job `trialSpec`, or a command and image).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "free_form")]
+    #[schemars(schema_with = "trial_template_schema")]
     pub trial_template: Option<serde_json::Value>,
     /// `metricsCollectorSpec`: how metrics are collected (StdOut by default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -79,9 +83,11 @@ pub struct ExperimentSpecFields {
     pub metrics_collector_spec: Option<serde_json::Value>,
     /// `resumePolicy` (Katib).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["Never", "LongRunning", "FromVolume"]))]
     pub resume_policy: Option<String>,
     /// `trialLeaseSeconds`: how long a client-driven trial may stay silent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 2_592_000))]
     pub trial_lease_seconds: Option<i64>,
     /// `tracking`: other tracking systems (MLflow) trials are mirrored to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -89,9 +95,145 @@ pub struct ExperimentSpecFields {
     pub tracking: Option<serde_json::Value>,
 }
 
+// The schemas of the structured parts of the spec. They describe the fields (for
+// `kubectl explain` and editors) and type what has one type in every valid document, but each
+// object also keeps unknown fields: the API server would otherwise prune a misspelt field
+// silently, where the spec parser reports it with its path and the nearest name. Values that
+// a valid document may write as a number or a string (bounds, goals, setting values) are left
+// untyped. The parser stays the one place that decides what is valid.
+
 /// A schema that accepts any value and keeps it as given.
 fn free_form(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({ "x-kubernetes-preserve-unknown-fields": true })
+}
+
+/// `objective`.
+fn objective_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "The metric to optimize and its direction.",
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true,
+        "properties": {
+            "type": {
+                "description": "minimize or maximize.",
+                "type": "string",
+                "enum": ["minimize", "maximize"],
+            },
+            "goal": {
+                "description": "The experiment succeeds as soon as a trial's objective reaches this value.",
+                "x-kubernetes-preserve-unknown-fields": true,
+            },
+            "objectiveMetricName": {
+                "description": "The metric the trials report (e.g. `loss=0.3` on stdout).",
+                "type": "string",
+            },
+            "additionalMetricNames": {
+                "description": "Other metrics to record.",
+                "type": "array",
+                "items": { "type": "string" },
+            },
+            "metricStrategies": {
+                "description": "How each metric's observations reduce to one value: min, max or latest.",
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "x-kubernetes-preserve-unknown-fields": true,
+                    "properties": {
+                        "name": { "type": "string" },
+                        "value": { "type": "string" },
+                    },
+                },
+            },
+        },
+    })
+}
+
+/// `algorithm` and `earlyStopping`.
+fn algorithm_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "An algorithm by name (random, grid, tpe, multivariate-tpe, hyperband; medianstop for early stopping) and its settings.",
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true,
+        "properties": {
+            "algorithmName": { "type": "string" },
+            "algorithmSettings": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "x-kubernetes-preserve-unknown-fields": true,
+                    "properties": {
+                        "name": { "type": "string" },
+                        "value": {
+                            "description": "The setting's value (a string, or a number).",
+                            "x-kubernetes-preserve-unknown-fields": true,
+                        },
+                    },
+                },
+            },
+        },
+    })
+}
+
+/// `parameters`.
+fn parameters_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "The search space: one entry per parameter.",
+        "type": "array",
+        "items": {
+            "type": "object",
+            "x-kubernetes-preserve-unknown-fields": true,
+            "properties": {
+                "name": { "type": "string" },
+                "parameterType": {
+                    "type": "string",
+                    "enum": ["double", "int", "discrete", "categorical"],
+                },
+                "feasibleSpace": {
+                    "description": "min, max and step (numbers or strings holding them), or list, and distribution.",
+                    "type": "object",
+                    "x-kubernetes-preserve-unknown-fields": true,
+                },
+            },
+        },
+    })
+}
+
+/// `trialTemplate`.
+fn trial_template_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "What each trial runs: a command with kubernetes settings, or a Katib trialSpec (a Job manifest) with trialParameters and primaryContainerName.",
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true,
+        "properties": {
+            "command": {
+                "description": "The program and its arguments (no shell), with ${parameters.NAME} placeholders.",
+                "type": "array",
+                "items": { "x-kubernetes-preserve-unknown-fields": true },
+            },
+            "kubernetes": {
+                "description": "How a command runs as a Job: image, resources, namespace, serviceAccount, nodeSelector, tolerations.",
+                "type": "object",
+                "x-kubernetes-preserve-unknown-fields": true,
+                "properties": {
+                    "image": { "type": "string" },
+                    "namespace": { "type": "string" },
+                    "serviceAccount": { "type": "string" },
+                },
+            },
+            "trialSpec": {
+                "description": "A Kubernetes manifest (a batch/v1 Job) with ${trialParameters.NAME} placeholders.",
+                "type": "object",
+                "x-kubernetes-preserve-unknown-fields": true,
+            },
+            "primaryContainerName": { "type": "string" },
+            "retain": {
+                "description": "Keep finished trials' Jobs and pods.",
+                "type": "boolean",
+            },
+            "successCondition": { "type": "string" },
+            "failureCondition": { "type": "string" },
+        },
+    })
 }
 
 /// What the operator reports on an `Experiment` (`.status`, written through the status
@@ -215,7 +357,7 @@ pub fn document(resource: &ExperimentResource) -> String {
         .annotations
         .as_ref()
         .and_then(|a| a.get(SOURCE_API_VERSION))
-        .map_or(Cow::Borrowed("tuneflow.dev/v1alpha1"), |v| {
+        .map_or(Cow::Borrowed(TUNEFLOW_API_VERSION), |v| {
             Cow::Owned(v.clone())
         });
     let mut metadata = serde_json::Map::new();
@@ -232,4 +374,116 @@ pub fn document(resource: &ExperimentResource) -> String {
         "spec": resource.spec,
     })
     .to_string()
+}
+
+/// The `spec` fields whose schema type is integer, which a spec file may also write as
+/// strings (`maxTrialCount: "12"`, accepted by the spec parser).
+const INTEGER_FIELDS: &[&str] = &[
+    "parallelTrialCount",
+    "maxTrialCount",
+    "maxFailedTrialCount",
+    "trialLeaseSeconds",
+];
+
+/// The resource for a spec document (a tuneflow or Katib experiment file read as JSON): the
+/// inverse of [`document`]. `metadata.name`, `namespace`, `labels` and `annotations` are
+/// kept, the `spec` is copied as written (integers written as strings become numbers, so the
+/// resource matches its schema), and a Katib document's `apiVersion` is recorded in the
+/// [`SOURCE_API_VERSION`] annotation so that [`document`] gives it back.
+///
+/// # Errors
+///
+/// A sentence when the document has no `metadata.name` or its `spec` does not have the
+/// resource's shape; documents that pass [`crate::spec::parse_str`] always convert.
+pub fn from_document(document: &serde_json::Value) -> Result<ExperimentResource, String> {
+    use serde_json::Value;
+    let metadata = document
+        .get("metadata")
+        .and_then(Value::as_object)
+        .ok_or("the document has no metadata")?;
+    let name = metadata
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or("the document has no metadata.name")?;
+    let mut spec = document
+        .get("spec")
+        .and_then(Value::as_object)
+        .cloned()
+        .ok_or("the document has no spec")?;
+    for key in INTEGER_FIELDS {
+        if let Some(value) = spec.get_mut(*key)
+            && let Some(integer) = integer(value)
+        {
+            *value = integer.into();
+        }
+    }
+    let spec: ExperimentSpecFields =
+        serde_json::from_value(Value::Object(spec)).map_err(|error| format!("spec: {error}"))?;
+    let mut resource = ExperimentResource::new(name, spec);
+    resource.metadata.namespace = metadata
+        .get("namespace")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    resource.metadata.labels = metadata.get("labels").and_then(string_map);
+    let mut annotations = metadata
+        .get("annotations")
+        .and_then(string_map)
+        .unwrap_or_default();
+    match document.get("apiVersion").and_then(Value::as_str) {
+        Some(api_version) if api_version != TUNEFLOW_API_VERSION => {
+            annotations.insert(SOURCE_API_VERSION.to_string(), api_version.to_string());
+        }
+        _ => {
+            annotations.remove(SOURCE_API_VERSION);
+        }
+    }
+    resource.metadata.annotations = (!annotations.is_empty()).then_some(annotations);
+    Ok(resource)
+}
+
+/// tuneflow's own `apiVersion`.
+const TUNEFLOW_API_VERSION: &str = "tuneflow.dev/v1alpha1";
+
+/// An integer written as a number or a string (`"12"`, `12.0`).
+fn integer(value: &serde_json::Value) -> Option<i64> {
+    match value {
+        serde_json::Value::String(text) => text.trim().parse().ok(),
+        serde_json::Value::Number(number) => number.as_i64().or_else(|| {
+            number
+                .as_f64()
+                .filter(|x| x.fract() == 0.0 && x.abs() < 2f64.powi(53))
+                .map(|x| x as i64)
+        }),
+        _ => None,
+    }
+}
+
+/// Labels or annotations: a map whose scalar values are spelled out as text.
+fn string_map(value: &serde_json::Value) -> Option<std::collections::BTreeMap<String, String>> {
+    let map = value.as_object()?;
+    let pairs = map.iter().map(|(key, value)| {
+        let text = match value {
+            serde_json::Value::String(text) => text.clone(),
+            serde_json::Value::Null => String::new(),
+            other => other.to_string(),
+        };
+        (key.clone(), text)
+    });
+    Some(pairs.collect())
+}
+
+/// The `CustomResourceDefinition` of [`ExperimentResource`] as YAML (`tuneflow crd`, and
+/// `deploy/crd.yaml`).
+///
+/// # Errors
+///
+/// When the definition cannot be written as YAML (it always can; the error is passed on
+/// rather than unwrapped).
+pub fn crd_yaml() -> Result<String, serde_saphyr::SerializeError> {
+    use kube::CustomResourceExt;
+    let yaml = serde_saphyr::to_string(&ExperimentResource::crd())?;
+    Ok(format!(
+        "# The Experiment CustomResourceDefinition, generated from src/operator/resource.rs \
+         by `tuneflow crd`.\n# Do not edit: run `cargo run -- crd > deploy/crd.yaml`.\n{yaml}"
+    ))
 }

@@ -28,6 +28,7 @@ pub mod condition;
 mod document;
 mod error;
 mod katib;
+mod kubernetes;
 pub mod model;
 mod parameters;
 mod placeholders;
@@ -83,29 +84,47 @@ pub fn parse_file(path: &Path) -> Result<ExperimentSpec, SpecErrors> {
 /// [`SpecErrors`] with every problem found: malformed YAML (one error with the parser's
 /// position), no document or several non-empty documents, and every rule the document breaks.
 pub fn parse_str(text: &str, source: &str) -> Result<ExperimentSpec, SpecErrors> {
+    let root = single_document(text, source)?;
+    validate::experiment(&root).map_err(|errors| SpecErrors {
+        source: source.to_string(),
+        errors,
+    })
+}
+
+/// The one document in `text` (YAML or JSON) as JSON, read by the same parser as
+/// [`parse_str`] (YAML 1.2 scalars, the same limits), for front doors that pass the document
+/// on, such as `tuneflow submit` turning a file into a custom resource. It is not validated:
+/// call [`parse_str`] for that.
+///
+/// # Errors
+///
+/// [`SpecErrors`] for malformed YAML and for no document or several non-empty documents.
+pub fn document_json(text: &str, source: &str) -> Result<serde_json::Value, SpecErrors> {
+    single_document(text, source).map(|root| root.to_json())
+}
+
+/// The one non-empty document of `text`, or the error saying there is none or several.
+fn single_document(text: &str, source: &str) -> Result<document::Node, SpecErrors> {
     let fail = |errors: Vec<SpecError>| SpecErrors {
         source: source.to_string(),
         errors,
     };
-    let documents = document::parse(text).map_err(|error| fail(vec![error]))?;
-    match documents.as_slice() {
-        [] => Err(fail(vec![
+    let mut documents = document::parse(text).map_err(|error| fail(vec![error]))?;
+    match documents.len() {
+        0 => Err(fail(vec![
             SpecError::new(
                 "",
                 format!("{source} holds no experiment: the document is empty"),
             )
             .with_hint("start from an example: apiVersion, kind: Experiment, metadata, spec"),
         ])),
-        [root] => validate::experiment(root).map_err(fail),
-        [_, second, ..] => Err(fail(vec![
+        1 => Ok(documents.remove(0)),
+        count => Err(fail(vec![
             SpecError::new(
                 "",
-                format!(
-                    "{source} holds {} documents; put one experiment per file",
-                    documents.len()
-                ),
+                format!("{source} holds {count} documents; put one experiment per file"),
             )
-            .at(second.line, second.column),
+            .at(documents[1].line, documents[1].column),
         ])),
     }
 }

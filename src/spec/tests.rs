@@ -1101,3 +1101,254 @@ fn errors_of_native_with_tracking(body: &str) -> Vec<SpecError> {
         &format!("  maxTrialCount: 10\n  tracking:\n{body}"),
     ))
 }
+
+/// `NATIVE` with `body` (indented for the trialTemplate) added after its `timeout`.
+fn native_with_template(body: &str) -> String {
+    native_with("    timeout: 90s\n", &format!("    timeout: 90s\n{body}"))
+}
+
+#[test]
+fn kubernetes_settings_of_a_native_template_are_kept() {
+    let spec = ok(&native_with_template(concat!(
+        "    kubernetes:\n",
+        "      image: python:3.11-slim\n",
+        "      namespace: tuning\n",
+        "      serviceAccount: trainer.sa\n",
+        "      resources:\n",
+        "        requests: {cpu: 500m, memory: 256Mi}\n",
+        "        limits: {cpu: 2, nvidia.com/gpu: \"1\", memory: 1.5Gi}\n",
+        "      nodeSelector: {pool: cpu, tier: 2}\n",
+        "      tolerations:\n",
+        "        - {key: dedicated, operator: Equal, value: tuning, effect: NoSchedule}\n",
+        "        - {operator: Exists}\n",
+    )));
+    let kubernetes = spec
+        .trial_template
+        .as_ref()
+        .and_then(|template| template.kubernetes.clone())
+        .expect("kubernetes settings");
+    assert_eq!(kubernetes.image.as_deref(), Some("python:3.11-slim"));
+    assert_eq!(kubernetes.namespace.as_deref(), Some("tuning"));
+    assert_eq!(kubernetes.service_account.as_deref(), Some("trainer.sa"));
+    assert_eq!(
+        kubernetes.resources,
+        Some(serde_json::json!({
+            "requests": {"cpu": "500m", "memory": "256Mi"},
+            "limits": {"cpu": "2", "nvidia.com/gpu": "1", "memory": "1.5Gi"},
+        }))
+    );
+    let selector: Vec<(&str, &str)> = kubernetes
+        .node_selector
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(selector, [("pool", "cpu"), ("tier", "2")]);
+    assert_eq!(
+        kubernetes.tolerations,
+        [
+            serde_json::json!({"key": "dedicated", "operator": "Equal", "value": "tuning", "effect": "NoSchedule"}),
+            serde_json::json!({"operator": "Exists"}),
+        ]
+    );
+    // Without the block, there are no Kubernetes settings and no conditions.
+    let template = ok(NATIVE).trial_template.expect("template");
+    assert_eq!(template.kubernetes, None);
+    assert_eq!(template.success_condition, None);
+}
+
+#[test]
+fn kubernetes_settings_are_checked_field_by_field() {
+    let errors = errors(&native_with_template(concat!(
+        "    kubernetes:\n",
+        "      image: \"\"\n",
+        "      namespace: Tuning_NS\n",
+        "      serviceAccount: -sa\n",
+        "      imagePullPolicy: Always\n",
+        "      resources:\n",
+        "        requests: {cpu: 2 cores, memory: -1}\n",
+        "        limit: {cpu: 1}\n",
+        "      nodeSelector: [pool]\n",
+        "      tolerations:\n",
+        "        - {key: a, operator: Exist}\n",
+        "        - {operator: Exists, value: x}\n",
+        "        - {effect: NoSchedule}\n",
+    )));
+    assert_eq!(
+        paths(&errors),
+        [
+            "spec.trialTemplate.kubernetes.image",
+            "spec.trialTemplate.kubernetes.namespace",
+            "spec.trialTemplate.kubernetes.serviceAccount",
+            "spec.trialTemplate.kubernetes.imagePullPolicy",
+            "spec.trialTemplate.kubernetes.resources.requests.cpu",
+            "spec.trialTemplate.kubernetes.resources.requests.memory",
+            "spec.trialTemplate.kubernetes.resources.limit",
+            "spec.trialTemplate.kubernetes.nodeSelector",
+            "spec.trialTemplate.kubernetes.tolerations[0].operator",
+            "spec.trialTemplate.kubernetes.tolerations[1].value",
+            "spec.trialTemplate.kubernetes.tolerations[2].key",
+        ],
+        "{errors:#?}"
+    );
+    let message = |path: &str| {
+        errors
+            .iter()
+            .find(|error| error.path == path)
+            .map(|error| {
+                (
+                    error.message.clone(),
+                    error.hint.clone().unwrap_or_default(),
+                )
+            })
+            .expect(path)
+    };
+    assert_eq!(
+        message("spec.trialTemplate.kubernetes.resources.limit").1,
+        "did you mean \"limits\"?"
+    );
+    let (text, hint) = message("spec.trialTemplate.kubernetes.resources.requests.cpu");
+    assert_eq!(text, "\"2 cores\" is not a resource quantity");
+    assert!(hint.contains("500m"), "{hint}");
+    let (text, _) = message("spec.trialTemplate.kubernetes.namespace");
+    assert_eq!(text, "\"Tuning_NS\" is not a DNS-1123 label");
+    let (text, _) = message("spec.trialTemplate.kubernetes.tolerations[0].operator");
+    assert_eq!(text, "must be \"Exists\" or \"Equal\", found \"Exist\"");
+}
+
+#[test]
+fn kubernetes_settings_do_not_mix_with_a_trial_spec() {
+    let text =
+        std::fs::read_to_string(katib_dir().join("hp-tuning/random.yaml")).expect("random.yaml");
+    let text = text.replacen(
+        "    trialSpec:",
+        "    kubernetes: {image: python:3.11-slim}\n    trialSpec:",
+        1,
+    );
+    let errors = errors(&text);
+    assert_eq!(paths(&errors), ["spec.trialTemplate.kubernetes"]);
+    assert!(
+        errors[0]
+            .message
+            .contains("give either trialSpec or kubernetes")
+    );
+}
+
+#[test]
+fn success_and_failure_conditions_are_kept_when_katib_shaped() {
+    let spec = ok(&native_with_template(concat!(
+        "    successCondition: status.conditions.#(type==\"Complete\")#|#(status==\"True\")#\n",
+        "    failureCondition: 'status.conditions.#(type == \"Failed\")#|#(status == \"True\")#'\n",
+    )));
+    let template = spec.trial_template.expect("template");
+    assert_eq!(
+        template.success_condition.as_deref(),
+        Some("status.conditions.#(type==\"Complete\")#|#(status==\"True\")#")
+    );
+    let failure = template.failure_condition.as_deref().expect("failure");
+    assert_eq!(
+        condition::ResourceCondition::parse(failure),
+        Ok(condition::ResourceCondition::default_failure())
+    );
+
+    let errors = errors(&native_with_template(concat!(
+        "    successCondition: status.succeeded\n",
+        "    failureCondition: 3\n",
+    )));
+    assert_eq!(
+        paths(&errors),
+        [
+            "spec.trialTemplate.successCondition",
+            "spec.trialTemplate.failureCondition"
+        ]
+    );
+    assert!(
+        errors[0]
+            .message
+            .starts_with("unsupported condition \"status.succeeded\"")
+    );
+    assert!(
+        errors[0]
+            .hint
+            .as_deref()
+            .is_some_and(|hint| hint.contains(condition::CONDITION_FORM)),
+        "{:?}",
+        errors[0].hint
+    );
+    assert_eq!(errors[1].message, "expected a string, found a number");
+}
+
+/// A Katib experiment whose trialSpec is `manifest` (indented for `trialSpec:`).
+fn katib_with_trial_spec(primary: &str, manifest: &str) -> String {
+    format!(
+        r#"apiVersion: kubeflow.org/v1beta1
+kind: Experiment
+metadata: {{name: k}}
+spec:
+  objective: {{type: minimize, objectiveMetricName: loss}}
+  algorithm: {{algorithmName: random}}
+  parameters:
+    - {{name: lr, parameterType: double, feasibleSpace: {{min: "0.01", max: "0.1"}}}}
+  trialTemplate:
+    primaryContainerName: {primary}
+    trialParameters:
+      - {{name: lr, reference: lr}}
+    trialSpec:
+{manifest}"#
+    )
+}
+
+#[test]
+fn a_trial_spec_of_another_kind_is_valid_without_a_local_command() {
+    let spec = ok(&katib_with_trial_spec(
+        "pytorch",
+        r#"      apiVersion: kubeflow.org/v1
+      kind: PyTorchJob
+      spec:
+        pytorchReplicaSpecs:
+          Master:
+            replicas: 1
+            template:
+              spec:
+                containers:
+                  - name: pytorch
+                    image: docker.io/kubeflowkatib/pytorch-mnist:latest
+                    command: [python3, mnist.py, "--lr=${trialParameters.lr}"]
+"#,
+    ));
+    let template = spec.trial_template.expect("template");
+    assert!(template.command.is_empty());
+    assert_eq!(
+        template
+            .trial_spec
+            .as_ref()
+            .and_then(|s| s["kind"].as_str()),
+        Some("PyTorchJob")
+    );
+}
+
+#[test]
+fn a_job_primary_container_name_must_name_one_of_its_containers() {
+    let errors = errors(&katib_with_trial_spec(
+        "trainer",
+        r#"      apiVersion: batch/v1
+      kind: Job
+      spec:
+        template:
+          spec:
+            containers:
+              - name: training-container
+                image: python:3.11-slim
+                command: [python3, train.py, "--lr=${trialParameters.lr}"]
+            restartPolicy: Never
+"#,
+    ));
+    assert_eq!(paths(&errors), ["spec.trialTemplate.primaryContainerName"]);
+    assert_eq!(
+        errors[0].message,
+        "no container named \"trainer\" in the trialSpec"
+    );
+    assert_eq!(
+        errors[0].hint.as_deref(),
+        Some("containers: training-container")
+    );
+}

@@ -6,15 +6,19 @@
 //! is kept for Kubernetes. trialParameter names and references are unique (Katib's rule); the
 //! rules on placeholders are in [`super::placeholders`].
 //!
-//! `successCondition` and `failureCondition` (Katib's conditions on the trial's resource) are
-//! read and checked to be strings, but not kept: the local executor decides success by exit
-//! status.
+//! `kubernetes` (tuneflow only) says how a `command` template runs as a Kubernetes Job (see
+//! [`super::kubernetes`]); a `trialSpec` carries its own image and resources, so the two do
+//! not mix. `successCondition` and `failureCondition` (Katib's conditions on the trial's
+//! resource) must have the one shape [`ResourceCondition::parse`] reads; they are kept for the
+//! Kubernetes executor, while the local executor decides success by exit status.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use super::condition::{CONDITION_FORM, ResourceCondition};
 use super::document::{Node, Value};
 use super::katib;
+use super::kubernetes::kubernetes;
 use super::model::{EnvVar, Flavor, TrialParameter, TrialTemplate};
 use super::placeholders::{
     TemplateString, check_placeholders, check_reference, env_strings, list_strings,
@@ -34,6 +38,7 @@ const TEMPLATE_FIELDS: &[&str] = &[
     "retain",
     "successCondition",
     "failureCondition",
+    "kubernetes",
 ];
 const TRIAL_PARAMETER_FIELDS: &[&str] = &["name", "description", "reference"];
 const ENV_FIELDS: &[&str] = &["name", "value"];
@@ -65,11 +70,15 @@ pub(crate) fn trial_template(
             .string(name, &name_path)
             .map(|text| (text, name, name_path))
     });
-    for key in ["successCondition", "failureCondition", "workingDir"] {
-        if let Some(node) = fields.get(key) {
-            reader.string(node, &fields.child(key));
-        }
+    if let Some(node) = fields.get("workingDir") {
+        reader.string(node, &fields.child("workingDir"));
     }
+    let success_condition = fields
+        .get("successCondition")
+        .and_then(|node| condition(reader, node, &fields.child("successCondition")));
+    let failure_condition = fields
+        .get("failureCondition")
+        .and_then(|node| condition(reader, node, &fields.child("failureCondition")));
     let working_dir = fields
         .get("workingDir")
         .and_then(Node::as_str)
@@ -99,6 +108,24 @@ pub(crate) fn trial_template(
 
     let spec_path = fields.child("trialSpec");
     let trial_spec = fields.get("trialSpec");
+    let kubernetes = fields.get("kubernetes").and_then(|node| {
+        let path = fields.child("kubernetes");
+        if trial_spec.is_some() {
+            reader.report(
+                error_at(
+                    node,
+                    path.as_str(),
+                    "give either trialSpec or kubernetes, not both: a trialSpec carries its own \
+                     image, resources and namespace",
+                )
+                .with_hint(
+                    "set the image and resources in the trialSpec's container, or drop the \
+                     trialSpec and give a command with kubernetes.image",
+                ),
+            );
+        }
+        kubernetes(reader, node, &path)
+    });
     let mut local = katib::LocalCommand::default();
     if let Some(spec) = trial_spec {
         if config_map.is_some() {
@@ -181,10 +208,25 @@ pub(crate) fn trial_template(
         primary_container_name: primary.map(|(name, _, _)| name),
         trial_spec: trial_spec.map(Node::to_json),
         retain,
-        kubernetes: None,
-        success_condition: None,
-        failure_condition: None,
+        kubernetes,
+        success_condition,
+        failure_condition,
     })
+}
+
+/// `successCondition` or `failureCondition`: a condition path of the form Katib's examples
+/// use, kept as written.
+fn condition(reader: &mut Reader, node: &Node, path: &str) -> Option<String> {
+    let text = reader.string(node, path)?;
+    match ResourceCondition::parse(&text) {
+        Ok(_) => Some(text),
+        Err(message) => {
+            reader.report(error_at(node, path, message).with_hint(format!(
+                "write {CONDITION_FORM}, e.g. status.conditions.#(type==\"Complete\")#|#(status==\"True\")#"
+            )));
+            None
+        }
+    }
 }
 
 /// `timeout`: a duration such as `90s`, `2h` or `1h30m`, or a number of seconds.
