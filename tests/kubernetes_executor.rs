@@ -640,3 +640,56 @@ async fn tuneflow_run_with_the_kubernetes_executor_runs_an_experiment_in_the_clu
     assert_eq!(bench.kube.count("POST", "jobs"), 4);
     assert!(bench.jobs("trials").is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_trials_of_several_experiments_share_two_watches_per_namespace() {
+    let bench = Bench::new().await;
+    bench.kube.simulate_jobs(|job| {
+        let name = job["metadata"]["name"].as_str().unwrap_or("").to_string();
+        JobScript {
+            lines: vec![
+                (Duration::from_millis(200), format!("{name} loss=0.5")),
+                (Duration::from_millis(200), format!("{name} loss=0.4")),
+            ],
+            container: None,
+            outcome: Outcome::Succeed,
+        }
+    });
+    let first = Arc::new(bench.executor(|_| {}));
+    let second = Arc::new(first.with_settings(KubernetesSettings::new("default")));
+    let mut runs = tokio::task::JoinSet::new();
+    for i in 0..12 {
+        let executor = if i % 2 == 0 {
+            first.clone()
+        } else {
+            second.clone()
+        };
+        let job = bench.job(&format!("mnist-{i:04}"), native());
+        runs.spawn(async move {
+            let name = job.trial_name.clone();
+            let (exit, events) = run(&executor, job, CancellationToken::new()).await;
+            (name, exit, lines(&events))
+        });
+    }
+    let mut most_watches = 0;
+    let mut done = Vec::new();
+    while done.len() < 12 {
+        most_watches = most_watches.max(bench.kube.open_watches());
+        tokio::select! {
+            finished = runs.join_next() => done.push(finished.expect("a run").expect("join")),
+            () = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+    }
+    for (name, exit, lines) in done {
+        assert_eq!(exit, TrialExit::Exited(0), "{name}");
+        assert_eq!(
+            lines,
+            [format!("{name} loss=0.5"), format!("{name} loss=0.4")]
+        );
+    }
+    assert!(
+        most_watches <= 2,
+        "{most_watches} watches for one namespace"
+    );
+    assert_eq!(bench.kube.count("POST", "jobs"), 12);
+}

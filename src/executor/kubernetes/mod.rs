@@ -25,6 +25,7 @@ pub mod watch;
 mod tests;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -99,7 +100,7 @@ fn experiment_label(experiment: &str) -> &str {
 pub struct KubernetesExecutor {
     client: Client,
     settings: KubernetesSettings,
-    hub: watch::Hub,
+    hub: Arc<watch::Hub>,
 }
 
 impl std::fmt::Debug for KubernetesExecutor {
@@ -114,9 +115,21 @@ impl KubernetesExecutor {
     /// An executor that submits Jobs through `client`.
     pub fn new(client: Client, settings: KubernetesSettings) -> KubernetesExecutor {
         KubernetesExecutor {
-            hub: watch::Hub::new(client.clone()),
+            hub: Arc::new(watch::Hub::new(client.clone())),
             client,
             settings,
+        }
+    }
+
+    /// An executor with other settings (another owner, namespace, timeout) that shares this
+    /// one's client and watches: an operator running many experiments keeps one pair of watches
+    /// per namespace instead of one per experiment, each of which would receive every trial's
+    /// events.
+    pub fn with_settings(&self, settings: KubernetesSettings) -> KubernetesExecutor {
+        KubernetesExecutor {
+            client: self.client.clone(),
+            settings,
+            hub: self.hub.clone(),
         }
     }
 
