@@ -693,3 +693,20 @@ async fn parallel_trials_of_several_experiments_share_two_watches_per_namespace(
     );
     assert_eq!(bench.kube.count("POST", "jobs"), 12);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_jobs_own_deadline_counts_as_the_trials_timeout() {
+    let bench = Bench::new().await;
+    bench.kube.simulate_jobs(|_| script(&[], Outcome::Hang));
+    let executor = bench.executor(|_| {});
+    let mut manifest = katib_manifest("0.05");
+    manifest["spec"]["activeDeadlineSeconds"] = json!(1);
+    let mut template = native();
+    template.kubernetes = None;
+    let mut job = bench.job("mnist-0013", template);
+    job.manifest = Some(manifest);
+    job.timeout = Some(Duration::from_secs(30));
+    let (exit, _) = run(&executor, job, CancellationToken::new()).await;
+    assert_eq!(exit, TrialExit::TimedOut(Duration::from_secs(30)));
+    until("the Job is deleted", || bench.jobs("default").is_empty()).await;
+}

@@ -413,6 +413,13 @@ impl Executor for KubernetesExecutor {
                 trial.drain().await;
                 let exit = match finished {
                     Finished::Succeeded => TrialExit::Exited(0),
+                    // The Job's backstop deadline (the timeout plus a grace) passed first,
+                    // as on a resume: the trial timed out.
+                    Finished::Failed(reason)
+                        if reason.starts_with("DeadlineExceeded") && job.timeout.is_some() =>
+                    {
+                        TrialExit::TimedOut(job.timeout.unwrap_or_default())
+                    }
                     Finished::Failed(reason) => match trial.exit_code() {
                         Some(code) if code != 0 => TrialExit::Exited(code),
                         _ => TrialExit::Failed(reason),

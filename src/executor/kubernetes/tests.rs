@@ -239,6 +239,20 @@ fn a_native_template_becomes_a_one_container_job() {
     assert_eq!(limits.get("memory").map(|q| q.0.as_str()), Some("512Mi"));
     let env = env_of(&built);
     assert!(env.contains(&("TUNEFLOW_PARAMETERS".into(), r#"{"lr":0.01}"#.into())));
+    assert_eq!(
+        spec.active_deadline_seconds, None,
+        "no timeout, no deadline"
+    );
+
+    let mut timed = trial(native(), None);
+    timed.timeout = Some(std::time::Duration::from_millis(90_500));
+    let built = job::build(&timed, &settings).expect("builds");
+    let deadline = built
+        .job
+        .spec
+        .as_ref()
+        .and_then(|s| s.active_deadline_seconds);
+    assert_eq!(deadline, Some(91 + job::DEADLINE_GRACE_SECONDS));
 }
 
 #[test]
