@@ -233,9 +233,9 @@ fn forbidden(k: &FakeKube, t: &Target, ns: &str, verb: &str) -> ApiError {
             t.gvr.group
         ),
     );
-    e.details = Some(
+    e.details = Some(Box::new(
         json!({"name": t.name.clone().unwrap_or_default(), "group": t.gvr.group, "kind": t.gvr.resource}),
-    );
+    ));
     e
 }
 
