@@ -672,10 +672,75 @@ fn spawn(k: &FakeKube, ns: String, job: String, script: JobScript) {
 }
 
 async fn simulate(k: &FakeKube, ns: &str, job: &str, script: JobScript) {
-    let backoff_limit = k
+    let spec = k
         .get(&JOBS, ns, job)
-        .and_then(|j| j.pointer("/spec/backoffLimit").and_then(Value::as_i64))
-        .unwrap_or(6);
+        .and_then(|j| j.get("spec").cloned())
+        .unwrap_or(Value::Null);
+    let seconds = |field: &str| {
+        spec.get(field)
+            .and_then(Value::as_u64)
+            .map(Duration::from_secs)
+    };
+    let deadline = seconds("activeDeadlineSeconds");
+    let ttl = seconds("ttlSecondsAfterFinished");
+    let run = run_attempts(
+        k,
+        ns,
+        job,
+        &script,
+        spec.get("backoffLimit")
+            .and_then(Value::as_i64)
+            .unwrap_or(6),
+    );
+    match deadline {
+        Some(d) => {
+            tokio::select! {
+                () = run => {}
+                () = tokio::time::sleep(d) => deadline_exceeded(k, ns, job),
+            }
+        }
+        None => run.await,
+    }
+    if let Some(ttl) = ttl {
+        tokio::time::sleep(ttl).await;
+        let opts = DeleteOpts {
+            propagation: Some(Propagation::Background),
+            ..DeleteOpts::default()
+        };
+        let _ = k.apply(|s| s.delete(&JOBS, ns, job, &opts));
+    }
+}
+
+/// `activeDeadlineSeconds` passed: active Pods are deleted, the Job fails with
+/// `DeadlineExceeded`.
+fn deadline_exceeded(k: &FakeKube, ns: &str, job: &str) {
+    let active: Vec<String> = pods_of(k, ns, job)
+        .iter()
+        .filter(|p| !pod_done(p))
+        .filter_map(|p| str_at(p, "/metadata/name").map(str::to_string))
+        .collect();
+    for name in &active {
+        let opts = DeleteOpts {
+            propagation: Some(Propagation::Background),
+            ..DeleteOpts::default()
+        };
+        let _ = k.apply(|s| s.delete(&PODS, ns, name, &opts));
+    }
+    let now = now_rfc3339();
+    let _ = update_job_status(k, ns, job, |st| {
+        let n = st.get("failed").and_then(Value::as_i64).unwrap_or(0);
+        st.insert("failed".into(), json!(n + active.len() as i64));
+        st.remove("active");
+        st.insert("ready".into(), json!(0));
+        let msg = "Job was active longer than specified deadline";
+        set_condition(st, "FailureTarget", "True", "DeadlineExceeded", msg, &now);
+        set_condition(st, "Failed", "True", "DeadlineExceeded", msg, &now);
+    });
+}
+
+/// Runs Pods for a Job until one succeeds or `backoff_limit` retries have failed. Returns when
+/// the Job is finished (never for `Hang` and `ImagePullError`).
+async fn run_attempts(k: &FakeKube, ns: &str, job: &str, script: &JobScript, backoff_limit: i64) {
     let mut failures = 0;
     loop {
         let Ok(pod) = create_pod(k, ns, job) else {
@@ -692,7 +757,7 @@ async fn simulate(k: &FakeKube, ns: &str, job: &str, script: JobScript) {
             .unwrap_or_default();
         if script.outcome == Outcome::ImagePullError {
             set_pod_waiting(k, ns, &pod, &container, "ErrImagePull");
-            return;
+            std::future::pending::<()>().await;
         }
         set_pod_running(k, ns, &pod);
         for (delay, line) in &script.lines {
@@ -717,8 +782,7 @@ async fn simulate(k: &FakeKube, ns: &str, job: &str, script: JobScript) {
                 // retries visible without slowing tests down.
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
-            Outcome::Hang => std::future::pending::<()>().await,
-            Outcome::ImagePullError => return,
+            Outcome::Hang | Outcome::ImagePullError => std::future::pending::<()>().await,
         }
     }
 }

@@ -819,15 +819,16 @@ impl Store {
         self.commit_delete(gvr, ns, name, None)
     }
 
-    /// Starts a watch: the events to send first and the live channel. `Err(floor)` when `from`
-    /// is older than the retained history (410 Expired).
+    /// Starts a watch: the events to send first, the live channel and the current
+    /// resourceVersion. `Err(floor)` when `from` is older than the retained history (410 Expired).
     #[allow(clippy::type_complexity)]
     pub fn watch(
         &mut self,
         gvr: &Gvr,
         ns: Option<&str>,
         from: WatchFrom,
-    ) -> Result<(Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>), u64> {
+    ) -> Result<(Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>, u64), u64> {
+        let now = self.rv;
         let rs = self.state(gvr);
         let rx = rs.tx.subscribe();
         let in_ns =
@@ -857,7 +858,7 @@ impl Store {
                     .collect()
             }
         };
-        Ok((initial, rx))
+        Ok((initial, rx, now))
     }
 
     /// The resourceVersion a bookmark may carry for a watch whose channel is `rx`: the current
