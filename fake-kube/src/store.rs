@@ -906,7 +906,7 @@ mod tests {
         }
         let rv = s.resource_version();
         assert!(s.watch(&g, None, WatchFrom::After(2)).is_err());
-        let (events, _) = s
+        let (events, _, _) = s
             .watch(&g, None, WatchFrom::After(rv - 2))
             .expect("in history");
         assert_eq!(events.len(), 2);
