@@ -407,3 +407,71 @@ async fn active_deadline_and_ttl_after_finished() {
         "ttlSecondsAfterFinished deleted it"
     );
 }
+
+#[tokio::test]
+async fn a_deleted_pod_is_counted_and_replaced() {
+    let kube = FakeKube::start().await;
+    kube.set_pod_start_delay(Duration::from_millis(30));
+    kube.simulate_jobs(|_| JobScript {
+        lines: vec![],
+        container: None,
+        outcome: Outcome::Hang,
+    });
+    let jobs: Api<Job> = Api::namespaced(kube.client("exp"), "exp");
+    let pods: Api<Pod> = Api::namespaced(kube.client("exp"), "exp");
+    jobs.create(&PostParams::default(), &job("evicted", 1))
+        .await
+        .expect("create");
+    let first = loop {
+        if let Some(p) = kube.pods_of_job("exp", "evicted").pop() {
+            break p;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    };
+    // Pending: the container is still being created.
+    let e = pods
+        .logs(
+            &first,
+            &LogParams {
+                container: Some("trial".into()),
+                ..LogParams::default()
+            },
+        )
+        .await
+        .expect_err("not started");
+    match e {
+        kube::Error::Api(s) => assert!(
+            s.message
+                .ends_with("is waiting to start: ContainerCreating"),
+            "{}",
+            s.message
+        ),
+        other => panic!("{other:?}"),
+    }
+    wait_for(&jobs, "evicted", |j| {
+        j.status.as_ref().and_then(|s| s.ready) == Some(1)
+    })
+    .await;
+    pods.delete(&first, &DeleteParams::default())
+        .await
+        .expect("delete pod");
+    let j = wait_for(&jobs, "evicted", |j| {
+        j.status.as_ref().and_then(|s| s.failed) == Some(1)
+            && j.status.as_ref().and_then(|s| s.active) == Some(1)
+    })
+    .await;
+    assert!(condition(&j, "Failed").is_none());
+    let second = kube.pods_of_job("exp", "evicted");
+    assert_eq!(second.len(), 1);
+    assert_ne!(second[0], first);
+    // Over the backoff limit, the Job fails.
+    wait_for(&jobs, "evicted", |j| {
+        j.status.as_ref().and_then(|s| s.ready) == Some(1)
+    })
+    .await;
+    pods.delete(&second[0], &DeleteParams::default())
+        .await
+        .expect("delete pod");
+    let j = wait_for(&jobs, "evicted", |j| condition(j, "Failed").is_some()).await;
+    assert_eq!(j.status.as_ref().and_then(|s| s.failed), Some(2));
+}
