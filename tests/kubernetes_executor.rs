@@ -239,6 +239,8 @@ async fn a_failed_container_gives_its_exit_code() {
             },
         )
     });
+    // Log readers first meet the container waiting in ContainerCreating.
+    bench.kube.set_pod_start_delay(Duration::from_millis(300));
     let executor = bench.executor(|_| {});
     let (exit, events) = run(
         &executor,
@@ -709,4 +711,32 @@ async fn the_jobs_own_deadline_counts_as_the_trials_timeout() {
     let (exit, _) = run(&executor, job, CancellationToken::new()).await;
     assert_eq!(exit, TrialExit::TimedOut(Duration::from_secs(30)));
     until("the Job is deleted", || bench.jobs("default").is_empty()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_deleted_behind_the_executors_back_fails_the_trial() {
+    let bench = Bench::new().await;
+    bench
+        .kube
+        .simulate_jobs(|_| script(&["loss=0.9"], Outcome::Hang));
+    let executor = bench.executor(|_| {});
+    let deleter = async {
+        until("the pod runs", || bench.pods("default").len() == 1).await;
+        bench
+            .kube
+            .delete(&JOBS, "default", "mnist-0014")
+            .expect("delete");
+    };
+    let ((exit, _), ()) = tokio::join!(
+        run(
+            &executor,
+            bench.job("mnist-0014", native()),
+            CancellationToken::new()
+        ),
+        deleter
+    );
+    assert_eq!(
+        exit,
+        TrialExit::Failed("Job default/mnist-0014 was deleted before it finished".into())
+    );
 }

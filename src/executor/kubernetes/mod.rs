@@ -50,8 +50,11 @@ pub const DEFAULT_IMAGE_PULL_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 /// How long a finished trial's log may take to be read to its end.
 pub const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 /// How long a Job that the watch has not shown yet may go unconfirmed before it is read
-/// directly (it may have been deleted before the watch saw it).
-const UNSEEN_CHECK: Duration = Duration::from_secs(30);
+/// directly (it may have been deleted before the watch saw it); the pause doubles after each
+/// read, up to [`UNSEEN_CHECK_MAX`].
+const UNSEEN_CHECK: Duration = Duration::from_secs(2);
+/// Longest pause between direct reads of a Job the watch does not show.
+const UNSEEN_CHECK_MAX: Duration = Duration::from_secs(30);
 /// How long that direct read may take (retries included) before following resumes.
 const UNSEEN_READ_LIMIT: Duration = Duration::from_secs(10);
 
@@ -178,6 +181,7 @@ impl Trial<'_> {
         let mut stuck_since: Option<Instant> = None;
         let mut seen = false;
         let mut unseen_since = Instant::now();
+        let mut unseen_pause = UNSEEN_CHECK;
         loop {
             let snapshot = self.subscription.snapshot();
             let job = snapshot
@@ -209,7 +213,7 @@ impl Trial<'_> {
                     None => stuck_since = None,
                 }
             }
-            let unseen_check = (!seen && snapshot.synced).then(|| unseen_since + UNSEEN_CHECK);
+            let unseen_check = (!seen && snapshot.synced).then(|| unseen_since + unseen_pause);
             tokio::select! {
                 () = self.subscription.changed() => {}
                 () = cancel.cancelled() => return Outcome::Cancelled,
@@ -219,6 +223,7 @@ impl Trial<'_> {
                 () = sleep_until(stuck_until) => {}
                 () = sleep_until(unseen_check) => {
                     unseen_since = Instant::now();
+                    unseen_pause = (unseen_pause * 2).min(UNSEEN_CHECK_MAX);
                     let read = lifecycle::get(&self.jobs, &self.built.namespace, &self.built.name, cancel);
                     if let Ok(Ok(found)) = tokio::time::timeout(UNSEEN_READ_LIMIT, read).await
                         && found.and_then(|j| j.metadata.uid).as_deref() != Some(self.uid.as_str())
