@@ -47,6 +47,8 @@ use status::{Conditions, Container, Finished, PodView};
 
 /// Default for [`KubernetesSettings::image_pull_timeout`].
 pub const DEFAULT_IMAGE_PULL_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+/// How long a finished trial waits for its pod to be seen started, so its log can be read.
+const CATCH_UP_LIMIT: Duration = Duration::from_secs(3);
 /// How long a finished trial's log may take to be read to its end.
 pub const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 /// How long a Job that the watch has not shown yet may go unconfirmed before it is read
@@ -288,18 +290,17 @@ impl Trial<'_> {
 
     /// Makes sure the log of the pod that ran the trial is being read: the Job's end may be
     /// seen before its pod's (they come through separate watches), and a short trial may
-    /// have ended before its container was ever seen running. Waits at most [`DRAIN_LIMIT`]
-    /// for the pod to show up.
+    /// have ended before its container was ever seen running. Waits at most
+    /// [`CATCH_UP_LIMIT`] for such a pod to show up; a Job whose pod never started (or was
+    /// deleted, as at a deadline) has no more log to read.
     async fn catch_up(&mut self) {
-        let deadline = Instant::now() + DRAIN_LIMIT;
+        let deadline = Instant::now() + CATCH_UP_LIMIT;
         loop {
             let snapshot = self.subscription.snapshot();
             if let Some(pod) = status::current_pod(&snapshot.pods, &self.uid, &self.built.container)
             {
                 self.follow_log(&pod);
-                if matches!(pod.container, Container::Terminated(_))
-                    && self.followed.as_ref().is_some_and(|f| f.pod_uid == pod.uid)
-                {
+                if self.followed.as_ref().is_some_and(|f| f.pod_uid == pod.uid) {
                     return;
                 }
             }
