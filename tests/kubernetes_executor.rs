@@ -740,3 +740,83 @@ async fn a_job_deleted_behind_the_executors_back_fails_the_trial() {
         TrialExit::Failed("Job default/mnist-0014 was deleted before it finished".into())
     );
 }
+
+/// The Branin function, as the example's one-liner computes it.
+fn branin(x: f64, y: f64) -> f64 {
+    let pi = std::f64::consts::PI;
+    let (b, c, t) = (5.1 / (4.0 * pi * pi), 5.0 / pi, 1.0 / (8.0 * pi));
+    (y - b * x * x + c * x - 6.0).powi(2) + 10.0 * (1.0 - t) * x.cos() + 10.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_native_kubernetes_example_runs_through_the_binary() {
+    let bench = Bench::new().await;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    // The simulated pod runs the example's one-liner: argv after the script is x, y.
+    bench.kube.simulate_jobs(move |job| {
+        record.lock().expect("lock").push(job.clone());
+        let argv: Vec<f64> = job
+            .pointer("/spec/template/spec/containers/0/command")
+            .and_then(Value::as_array)
+            .map(|argv| {
+                argv.iter()
+                    .skip(3)
+                    .filter_map(|a| a.as_str()?.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        match argv[..] {
+            [x, y] => script(&[&format!("loss={:.6}", branin(x, y))], Outcome::Succeed),
+            _ => script(
+                &["usage: x y"],
+                Outcome::Fail {
+                    exit_code: 2,
+                    reason: "Error".into(),
+                },
+            ),
+        }
+    });
+    let world = common::World::new();
+    let file = world.write(
+        "experiment.yaml",
+        include_str!("../examples/kubernetes/experiment.yaml"),
+    );
+    let config = world.write("kubeconfig", &kubeconfig(&bench.kube));
+    let mut command = world.tuneflow();
+    command
+        .args(["run", file.to_str().expect("path")])
+        .args(["--executor", "kubernetes", "--namespace", "ml"])
+        .env("KUBECONFIG", &config);
+    let output = tokio::task::spawn_blocking(move || command.output().expect("run tuneflow"))
+        .await
+        .expect("join");
+    assert!(output.status.success(), "{}", common::text(&output));
+    assert_eq!(world.experiment("branin-k8s")["state"], "Succeeded");
+    let trials = world.trials("branin-k8s");
+    assert_eq!(trials.len(), 6);
+    for trial in &trials {
+        assert_eq!(trial["state"], "Succeeded", "{trial:#}");
+        let (x, y) = (
+            trial["parameters"]["x"].as_f64().expect("x"),
+            trial["parameters"]["y"].as_f64().expect("y"),
+        );
+        let objective = trial["objective"].as_f64().expect("objective");
+        assert!((objective - branin(x, y)).abs() < 1e-5, "{trial:#}");
+    }
+    // --namespace placed the Jobs; the template's resources and timeout reached them.
+    let jobs = seen.lock().expect("lock").clone();
+    assert_eq!(jobs.len(), 6);
+    for job in &jobs {
+        assert_eq!(job["metadata"]["namespace"], "ml");
+        assert_eq!(
+            job["metadata"]["labels"]["tuneflow.dev/experiment"],
+            "branin-k8s"
+        );
+        let container = &job["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(container["image"], "python:3.11-slim");
+        assert_eq!(container["resources"]["limits"]["memory"], "128Mi");
+        assert_eq!(job["spec"]["activeDeadlineSeconds"], 300 + 1 + 60);
+    }
+    assert!(bench.jobs("ml").is_empty(), "finished Jobs are deleted");
+}
