@@ -198,6 +198,11 @@ async fn mirror<K>(
                 continue;
             }
         };
+        let event = match event {
+            Event::Apply(object) => Event::Apply(slim(object)),
+            Event::InitApply(object) => Event::InitApply(slim(object)),
+            other => other,
+        };
         let mut guard = lock(&state);
         let state = &mut *guard;
         match event {
@@ -242,6 +247,13 @@ async fn mirror<K>(
             }
         }
     }
+}
+
+/// Drops what the executor never reads and a mirror of thousands of pods would keep for
+/// nothing: the field managers' bookkeeping.
+fn slim<K: Resource>(mut object: K) -> K {
+    object.meta_mut().managed_fields = None;
+    object
 }
 
 /// One trial's view of the shared watches; unsubscribes when dropped.
