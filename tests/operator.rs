@@ -109,6 +109,7 @@ impl Operator {
         leader_election: Option<LeaderElection>,
         image_pull_timeout: Duration,
     ) -> Operator {
+        init_logs();
         let client = kube.client("default");
         let config = OperatorConfig {
             client: client.clone(),
@@ -135,6 +136,17 @@ impl Operator {
         result
             .expect("the operator task")
             .expect("the operator ends cleanly");
+    }
+}
+
+/// Logs of the code under test on stderr when `TUNEFLOW_TEST_LOG` holds a filter
+/// (`TUNEFLOW_TEST_LOG=tuneflow=debug cargo test --test operator -- --nocapture`).
+fn init_logs() {
+    if let Ok(filter) = std::env::var("TUNEFLOW_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
     }
 }
 
@@ -447,7 +459,15 @@ async fn lost_and_expired_watches_are_resumed() {
         kube.close_watches();
     }
     assert_ne!(status(&kube, "flaky")["state"], "Succeeded", "the disruptions came while it ran");
-    let status = state_is(&kube, "flaky", "Succeeded").await;
+    let ended = wait_for("flaky to end", || {
+        let now = status(&kube, "flaky");
+        (now["state"] == "Succeeded" || now["state"] == "Failed").then_some(now)
+    })
+    .await;
+    let experiment = store.experiment("team.flaky").await.expect("store").expect("stored");
+    let trials = store.trials(experiment.id).await.expect("trials");
+    assert_eq!(ended["state"], "Succeeded", "{trials:#?}");
+    let status = ended;
     assert_eq!(status["trialsSucceeded"], 6, "{status:#}");
     assert_eq!(kube.count("POST", "jobs"), 6, "no duplicate Jobs");
     operator.stop().await;
