@@ -258,15 +258,14 @@ async fn an_experiment_runs_its_trials_as_jobs_and_reports_the_best() {
             .then_some(())
     })
     .await;
-    let reasons = event_reasons(&kube);
-    assert!(
-        reasons.iter().any(|r| r == "ExperimentCreated"),
-        "{reasons:?}"
-    );
-    assert!(
-        reasons.iter().any(|r| r == "ExperimentSucceeded"),
-        "{reasons:?}"
-    );
+    // The status may show the end before the run task reports it; the event follows.
+    wait_for("the ExperimentCreated and ExperimentSucceeded events", || {
+        let reasons = event_reasons(&kube);
+        (reasons.iter().any(|r| r == "ExperimentCreated")
+            && reasons.iter().any(|r| r == "ExperimentSucceeded"))
+        .then_some(())
+    })
+    .await;
     operator.stop().await;
 }
 
@@ -458,13 +457,21 @@ async fn lost_and_expired_watches_are_resumed() {
         }
         kube.close_watches();
     }
-    assert_ne!(status(&kube, "flaky")["state"], "Succeeded", "the disruptions came while it ran");
+    assert_ne!(
+        status(&kube, "flaky")["state"],
+        "Succeeded",
+        "the disruptions came while it ran"
+    );
     let ended = wait_for("flaky to end", || {
         let now = status(&kube, "flaky");
         (now["state"] == "Succeeded" || now["state"] == "Failed").then_some(now)
     })
     .await;
-    let experiment = store.experiment("team.flaky").await.expect("store").expect("stored");
+    let experiment = store
+        .experiment("team.flaky")
+        .await
+        .expect("store")
+        .expect("stored");
     let trials = store.trials(experiment.id).await.expect("trials");
     assert_eq!(ended["state"], "Succeeded", "{trials:#?}");
     let status = ended;
