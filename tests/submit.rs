@@ -163,15 +163,30 @@ spec:
 }
 
 #[test]
-fn the_kubernetes_example_converts() {
+fn the_kubernetes_examples_convert() {
     let world = World::new();
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/kubernetes/experiment.yaml");
-    let original = spec::parse_file(&file).unwrap_or_else(|errors| panic!("{errors}"));
-    let yaml = dry_run(&world, &file, &[]);
-    let resource: ExperimentResource = serde_saphyr::from_str(&yaml).expect("parses");
-    assert_eq!(operator_view(&resource, "example"), original);
-    let template = original.trial_template.expect("template");
-    assert!(template.kubernetes.and_then(|k| k.image).is_some());
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/kubernetes");
+    for (file, flavor) in [
+        ("experiment.yaml", Flavor::Tuneflow),
+        ("katib-job.yaml", Flavor::Katib),
+    ] {
+        let file = dir.join(file);
+        let original = spec::parse_file(&file).unwrap_or_else(|errors| panic!("{errors}"));
+        assert_eq!(original.flavor, flavor);
+        let yaml = dry_run(&world, &file, &[]);
+        let resource: ExperimentResource = serde_saphyr::from_str(&yaml).expect("parses");
+        assert_eq!(operator_view(&resource, "example"), original);
+        // Both run in a cluster: a command with an image, or a Job trialSpec.
+        let template = original.trial_template.expect("template");
+        assert!(
+            template.kubernetes.and_then(|k| k.image).is_some()
+                || template
+                    .trial_spec
+                    .is_some_and(|s| s["kind"] == "Job" && s["apiVersion"] == "batch/v1"),
+            "{}",
+            file.display()
+        );
+    }
 }
 
 #[test]
