@@ -8,17 +8,7 @@ use std::path::{Path, PathBuf};
 use tuneflow::operator::resource::{ExperimentResource, SOURCE_API_VERSION, document};
 use tuneflow::spec::{self, Flavor};
 
-use common::{World, text};
-
-/// `shared/katib` beside the repository (or beside one of its ancestors, for worktrees).
-fn katib_dir() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .ancestors()
-        .map(|dir| dir.join("shared").join("katib"))
-        .find(|dir| dir.is_dir())
-        .unwrap_or_else(|| manifest.join("../shared/katib"))
-}
+use common::{World, katib_dir, text};
 
 /// `tuneflow submit --dry-run ARGS... FILE`'s stdout, asserting success.
 fn dry_run(world: &World, file: &Path, args: &[&str]) -> String {
