@@ -446,7 +446,11 @@ async fn lost_and_expired_watches_are_resumed() {
         }
         kube.close_watches();
     }
-    assert_ne!(status(&kube, "flaky")["state"], "Succeeded", "the disruptions came while it ran");
+    assert_ne!(
+        status(&kube, "flaky")["state"],
+        "Succeeded",
+        "the disruptions came while it ran"
+    );
     let status = state_is(&kube, "flaky", "Succeeded").await;
     assert_eq!(status["trialsSucceeded"], 6, "{status:#}");
     assert_eq!(kube.count("POST", "jobs"), 6, "no duplicate Jobs");
