@@ -159,7 +159,7 @@ while :; do
     state="$(kubectl -n "$TEST_NS" get experiment "$name" -o jsonpath='{.status.state}' 2>/dev/null || true)"
     case "$state" in
       Succeeded) done_count=$((done_count + 1)) ;;
-      Failed) fail "experiment $name failed: $(kubectl -n "$TEST_NS" get experiment "$name" -o jsonpath='{.status.conditions[-1].message}')" ;;
+      Failed) fail "experiment $name failed: $(kubectl -n "$TEST_NS" get experiment "$name" -o jsonpath='{.status.conditions[-1:].message}')" ;;
     esac
   done
   kubectl -n "$TEST_NS" get experiments
