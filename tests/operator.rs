@@ -109,6 +109,7 @@ impl Operator {
         leader_election: Option<LeaderElection>,
         image_pull_timeout: Duration,
     ) -> Operator {
+        init_logs();
         let client = kube.client("default");
         let config = OperatorConfig {
             client: client.clone(),
@@ -135,6 +136,17 @@ impl Operator {
         result
             .expect("the operator task")
             .expect("the operator ends cleanly");
+    }
+}
+
+/// Logs of the code under test on stderr when `TUNEFLOW_TEST_LOG` holds a filter
+/// (`TUNEFLOW_TEST_LOG=tuneflow=debug cargo test --test operator -- --nocapture`).
+fn init_logs() {
+    if let Ok(filter) = std::env::var("TUNEFLOW_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
     }
 }
 
@@ -446,12 +458,16 @@ async fn lost_and_expired_watches_are_resumed() {
         }
         kube.close_watches();
     }
-    assert_ne!(
-        status(&kube, "flaky")["state"],
-        "Succeeded",
-        "the disruptions came while it ran"
-    );
-    let status = state_is(&kube, "flaky", "Succeeded").await;
+    assert_ne!(status(&kube, "flaky")["state"], "Succeeded", "the disruptions came while it ran");
+    let ended = wait_for("flaky to end", || {
+        let now = status(&kube, "flaky");
+        (now["state"] == "Succeeded" || now["state"] == "Failed").then_some(now)
+    })
+    .await;
+    let experiment = store.experiment("team.flaky").await.expect("store").expect("stored");
+    let trials = store.trials(experiment.id).await.expect("trials");
+    assert_eq!(ended["state"], "Succeeded", "{trials:#?}");
+    let status = ended;
     assert_eq!(status["trialsSucceeded"], 6, "{status:#}");
     assert_eq!(kube.count("POST", "jobs"), 6, "no duplicate Jobs");
     operator.stop().await;
@@ -561,13 +577,18 @@ async fn forbidden_namespaces_and_unpullable_images_fail_trials_with_the_reason(
         Duration::from_millis(300),
     );
 
+    // A native template (command and image) whose Jobs go to a namespace the operator may
+    // not use.
     let mut locked = spec(3, 1);
-    locked["trialTemplate"]["trialSpec"]["metadata"] = json!({"namespace": "locked"});
+    locked["trialTemplate"] = json!({
+        "command": ["python", "train.py", "--lr=${parameters.lr}"],
+        "kubernetes": {"image": "python:3.11-slim", "namespace": "locked"}
+    });
     create(&kube, &resource("locked", locked)).await;
     create(&kube, &resource("unpullable", spec(3, 1))).await;
     let locked = state_is(&kube, "locked", "Failed").await;
     state_is(&kube, "unpullable", "Failed").await;
-    eprintln!("{locked:#}");
+    assert_eq!(locked["trialsFailed"], 2, "{locked:#}");
 
     let experiment = store
         .experiment("team.locked")
