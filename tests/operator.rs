@@ -259,12 +259,15 @@ async fn an_experiment_runs_its_trials_as_jobs_and_reports_the_best() {
     })
     .await;
     // The status may show the end before the run task reports it; the event follows.
-    wait_for("the ExperimentCreated and ExperimentSucceeded events", || {
-        let reasons = event_reasons(&kube);
-        (reasons.iter().any(|r| r == "ExperimentCreated")
-            && reasons.iter().any(|r| r == "ExperimentSucceeded"))
-        .then_some(())
-    })
+    wait_for(
+        "the ExperimentCreated and ExperimentSucceeded events",
+        || {
+            let reasons = event_reasons(&kube);
+            (reasons.iter().any(|r| r == "ExperimentCreated")
+                && reasons.iter().any(|r| r == "ExperimentSucceeded"))
+            .then_some(())
+        },
+    )
     .await;
     operator.stop().await;
 }
