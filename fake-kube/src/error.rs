@@ -13,8 +13,8 @@ pub struct ApiError {
     pub reason: String,
     /// A message shaped like the real API server's.
     pub message: String,
-    /// `details` of the Status, when it names an object.
-    pub details: Option<Value>,
+    /// `details` of the Status, when it names an object (boxed: errors stay small).
+    pub details: Option<Box<Value>>,
 }
 
 impl std::fmt::Display for ApiError {
@@ -43,7 +43,7 @@ impl ApiError {
     /// 404 `NotFound`: `jobs.batch "x" not found`.
     pub fn not_found(gvr: &Gvr, name: &str) -> Self {
         ApiError {
-            details: Some(details(gvr, name)),
+            details: Some(Box::new(details(gvr, name))),
             ..Self::new(
                 404,
                 "NotFound",
@@ -55,7 +55,7 @@ impl ApiError {
     /// 409 `AlreadyExists`.
     pub fn already_exists(gvr: &Gvr, name: &str) -> Self {
         ApiError {
-            details: Some(details(gvr, name)),
+            details: Some(Box::new(details(gvr, name))),
             ..Self::new(
                 409,
                 "AlreadyExists",
@@ -67,7 +67,7 @@ impl ApiError {
     /// 409 `Conflict` for a stale `resourceVersion` or a failed precondition.
     pub fn conflict(gvr: &Gvr, name: &str, why: &str) -> Self {
         ApiError {
-            details: Some(details(gvr, name)),
+            details: Some(Box::new(details(gvr, name))),
             ..Self::new(
                 409,
                 "Conflict",
@@ -87,7 +87,7 @@ impl ApiError {
             format!("{}.{}", gvr.kind, gvr.group)
         };
         ApiError {
-            details: Some(details(gvr, name)),
+            details: Some(Box::new(details(gvr, name))),
             ..Self::new(
                 422,
                 "Invalid",
@@ -113,7 +113,7 @@ impl ApiError {
             "code": self.code,
         });
         if let (Some(d), Some(map)) = (&self.details, status.as_object_mut()) {
-            map.insert("details".into(), d.clone());
+            map.insert("details".into(), (**d).clone());
         }
         status
     }

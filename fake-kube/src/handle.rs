@@ -227,6 +227,7 @@ impl FakeKube {
                 let ns = crate::util::str_at(&c.object, "/metadata/namespace").unwrap_or("");
                 let name = crate::util::str_at(&c.object, "/metadata/name").unwrap_or("");
                 self.inner.logs.drop_pod(ns, name);
+                jobs::on_pod_deleted(self, &c.object);
             }
             if c.key == gvr::JOBS.key() {
                 jobs::on_change(self, &c);
@@ -455,6 +456,12 @@ impl FakeKube {
     /// that runs `script(job)`. See [`JobScript`].
     pub fn simulate_jobs(&self, script: impl Fn(&Value) -> JobScript + Send + Sync + 'static) {
         self.inner.jobs.set_behaviour(Some(Arc::new(script)));
+    }
+
+    /// How long simulated Pods stay Pending (containers waiting with `ContainerCreating`, logs
+    /// answering 400) before they run. Default 0.
+    pub fn set_pod_start_delay(&self, delay: Duration) {
+        self.inner.jobs.set_pod_start_delay(delay);
     }
 
     /// Turns the Job simulation off (running scripts continue).

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
+use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
 use crate::error::ApiError;
@@ -73,11 +74,20 @@ impl JobScript {
 
 type Behaviour = Arc<dyn Fn(&Value) -> JobScript + Send + Sync>;
 
+/// A running Job script.
+struct SimTask {
+    id: tokio::task::Id,
+    abort: AbortHandle,
+    /// Woken when the Job's running Pod is deleted behind the script's back.
+    pod_gone: Arc<Notify>,
+}
+
 /// The simulation's state: the behaviour and the running scripts.
 #[derive(Default)]
 pub(crate) struct JobController {
     behaviour: Mutex<Option<Behaviour>>,
-    tasks: Mutex<HashMap<(String, String), (tokio::task::Id, AbortHandle)>>,
+    tasks: Mutex<HashMap<(String, String), SimTask>>,
+    pod_start_delay: Mutex<Duration>,
 }
 
 impl JobController {
@@ -90,9 +100,34 @@ impl JobController {
     }
 
     fn stop(&self, ns: &str, job: &str) {
-        if let Some((_, h)) = lock(&self.tasks).remove(&(ns.to_string(), job.to_string())) {
-            h.abort();
+        if let Some(t) = lock(&self.tasks).remove(&(ns.to_string(), job.to_string())) {
+            t.abort.abort();
         }
+    }
+
+    pub fn set_pod_start_delay(&self, d: Duration) {
+        *lock(&self.pod_start_delay) = d;
+    }
+
+    fn pod_start_delay(&self) -> Duration {
+        *lock(&self.pod_start_delay)
+    }
+}
+
+/// A Pod was deleted: if it was the running Pod of a simulated Job, the script learns it (the
+/// Job counts a failure and replaces the Pod, like the real controller).
+pub(crate) fn on_pod_deleted(k: &FakeKube, pod: &Value) {
+    if pod_done(pod) {
+        return;
+    }
+    let (Some(ns), Some(job)) = (
+        str_at(pod, "/metadata/namespace"),
+        str_at(pod, "/metadata/labels/job-name"),
+    ) else {
+        return;
+    };
+    if let Some(t) = lock(&k.inner.jobs.tasks).get(&(ns.to_string(), job.to_string())) {
+        t.pod_gone.notify_one();
     }
 }
 
@@ -655,70 +690,198 @@ fn spawn(k: &FakeKube, ns: String, job: String, script: JobScript) {
     // registered.
     let mut tasks = lock(&k.inner.jobs.tasks);
     let k2 = k.clone();
+    let pod_gone = Arc::new(Notify::new());
+    let gone = pod_gone.clone();
     let handle = k.inner.runtime.spawn(async move {
-        simulate(&k2, &ns, &job, script).await;
+        simulate(&k2, &ns, &job, script, &gone).await;
         let id = tokio::task::id();
         let mut tasks = lock(&k2.inner.jobs.tasks);
         if tasks
             .get(&(ns.clone(), job.clone()))
-            .is_some_and(|(t, _)| *t == id)
+            .is_some_and(|t| t.id == id)
         {
             tasks.remove(&(ns, job));
         }
     });
-    if let Some((_, old)) = tasks.insert(key, (handle.id(), handle.abort_handle())) {
-        old.abort();
+    let task = SimTask {
+        id: handle.id(),
+        abort: handle.abort_handle(),
+        pod_gone,
+    };
+    if let Some(old) = tasks.insert(key, task) {
+        old.abort.abort();
     }
 }
 
-async fn simulate(k: &FakeKube, ns: &str, job: &str, script: JobScript) {
-    let backoff_limit = k
+async fn simulate(k: &FakeKube, ns: &str, job: &str, script: JobScript, pod_gone: &Notify) {
+    let spec = k
         .get(&JOBS, ns, job)
-        .and_then(|j| j.pointer("/spec/backoffLimit").and_then(Value::as_i64))
+        .and_then(|j| j.get("spec").cloned())
+        .unwrap_or(Value::Null);
+    let seconds = |field: &str| {
+        spec.get(field)
+            .and_then(Value::as_u64)
+            .map(Duration::from_secs)
+    };
+    let deadline = seconds("activeDeadlineSeconds");
+    let ttl = seconds("ttlSecondsAfterFinished");
+    let backoff_limit = spec
+        .get("backoffLimit")
+        .and_then(Value::as_i64)
         .unwrap_or(6);
+    let run = run_attempts(k, ns, job, &script, backoff_limit, pod_gone);
+    match deadline {
+        Some(d) => {
+            tokio::select! {
+                () = run => {}
+                () = tokio::time::sleep(d) => deadline_exceeded(k, ns, job),
+            }
+        }
+        None => run.await,
+    }
+    if let Some(ttl) = ttl {
+        tokio::time::sleep(ttl).await;
+        let opts = DeleteOpts {
+            propagation: Some(Propagation::Background),
+            ..DeleteOpts::default()
+        };
+        let _ = k.apply(|s| s.delete(&JOBS, ns, job, &opts));
+    }
+}
+
+/// `activeDeadlineSeconds` passed: active Pods are deleted, the Job fails with
+/// `DeadlineExceeded`.
+fn deadline_exceeded(k: &FakeKube, ns: &str, job: &str) {
+    let active: Vec<String> = pods_of(k, ns, job)
+        .iter()
+        .filter(|p| !pod_done(p))
+        .filter_map(|p| str_at(p, "/metadata/name").map(str::to_string))
+        .collect();
+    for name in &active {
+        let opts = DeleteOpts {
+            propagation: Some(Propagation::Background),
+            ..DeleteOpts::default()
+        };
+        let _ = k.apply(|s| s.delete(&PODS, ns, name, &opts));
+    }
+    let now = now_rfc3339();
+    let _ = update_job_status(k, ns, job, |st| {
+        let n = st.get("failed").and_then(Value::as_i64).unwrap_or(0);
+        st.insert("failed".into(), json!(n + active.len() as i64));
+        st.remove("active");
+        st.insert("ready".into(), json!(0));
+        let msg = "Job was active longer than specified deadline";
+        set_condition(st, "FailureTarget", "True", "DeadlineExceeded", msg, &now);
+        set_condition(st, "Failed", "True", "DeadlineExceeded", msg, &now);
+    });
+}
+
+/// How one Pod of a Job ended.
+enum Attempt {
+    Succeeded,
+    Failed {
+        exit_code: i32,
+        reason: String,
+    },
+    /// The Pod was deleted while it ran.
+    Deleted,
+    /// The Pod could not be created (the Job is gone).
+    NoPod,
+}
+
+/// Runs one Pod: start, log lines, outcome. Never returns for `Hang` and `ImagePullError`.
+async fn attempt(k: &FakeKube, ns: &str, script: &JobScript, pod: &str) -> Attempt {
+    let container = script
+        .container
+        .clone()
+        .or_else(|| {
+            k.get(&PODS, ns, pod)
+                .and_then(|p| p.get("spec").map(container_names))
+                .and_then(|names| names.into_iter().next())
+        })
+        .unwrap_or_default();
+    let delay = k.inner.jobs.pod_start_delay();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    if script.outcome == Outcome::ImagePullError {
+        set_pod_waiting(k, ns, pod, &container, "ErrImagePull");
+        std::future::pending::<()>().await;
+    }
+    set_pod_running(k, ns, pod);
+    for (delay, line) in &script.lines {
+        if !delay.is_zero() {
+            tokio::time::sleep(*delay).await;
+        }
+        k.append_log(ns, pod, &container, line);
+    }
+    match &script.outcome {
+        Outcome::Succeed => Attempt::Succeeded,
+        Outcome::Fail { exit_code, reason } => Attempt::Failed {
+            exit_code: *exit_code,
+            reason: reason.clone(),
+        },
+        Outcome::Hang | Outcome::ImagePullError => std::future::pending().await,
+    }
+}
+
+/// Runs Pods for a Job until one succeeds or more than `backoff_limit` have failed. Returns
+/// when the Job is finished (never for `Hang` and `ImagePullError`).
+async fn run_attempts(
+    k: &FakeKube,
+    ns: &str,
+    job: &str,
+    script: &JobScript,
+    backoff_limit: i64,
+    pod_gone: &Notify,
+) {
     let mut failures = 0;
     loop {
-        let Ok(pod) = create_pod(k, ns, job) else {
-            return;
-        };
-        let container = script
-            .container
-            .clone()
-            .or_else(|| {
-                k.get(&PODS, ns, &pod)
-                    .and_then(|p| p.get("spec").map(container_names))
-                    .and_then(|names| names.into_iter().next())
-            })
-            .unwrap_or_default();
-        if script.outcome == Outcome::ImagePullError {
-            set_pod_waiting(k, ns, &pod, &container, "ErrImagePull");
-            return;
-        }
-        set_pod_running(k, ns, &pod);
-        for (delay, line) in &script.lines {
-            if !delay.is_zero() {
-                tokio::time::sleep(*delay).await;
+        let result = match create_pod(k, ns, job) {
+            Err(_) => Attempt::NoPod,
+            Ok(pod) => {
+                tokio::select! {
+                    r = attempt(k, ns, script, &pod) => {
+                        if let Attempt::Failed { exit_code, reason } = &r
+                            && failures < backoff_limit
+                        {
+                            fail_attempt(k, ns, job, &pod, *exit_code, reason);
+                        }
+                        r
+                    }
+                    () = pod_gone.notified() => Attempt::Deleted,
+                }
             }
-            k.append_log(ns, &pod, &container, line);
-        }
-        match &script.outcome {
-            Outcome::Succeed => {
+        };
+        match result {
+            Attempt::NoPod => return,
+            Attempt::Succeeded => {
                 let _ = finish(k, ns, job, true, 0, "Completed");
                 return;
             }
-            Outcome::Fail { exit_code, reason } => {
+            Attempt::Failed { exit_code, reason } => {
                 failures += 1;
                 if failures > backoff_limit {
-                    let _ = finish(k, ns, job, false, *exit_code, reason);
+                    let _ = finish(k, ns, job, false, exit_code, &reason);
                     return;
                 }
-                fail_attempt(k, ns, job, &pod, *exit_code, reason);
-                // The real controller backs off (10 s, doubling); a short pause keeps the
-                // retries visible without slowing tests down.
-                tokio::time::sleep(Duration::from_millis(10)).await;
             }
-            Outcome::Hang => std::future::pending::<()>().await,
-            Outcome::ImagePullError => return,
+            Attempt::Deleted => {
+                failures += 1;
+                if failures > backoff_limit {
+                    let _ = finish(k, ns, job, false, 137, "Error");
+                    return;
+                }
+                let _ = update_job_status(k, ns, job, |st| {
+                    let n = st.get("failed").and_then(Value::as_i64).unwrap_or(0);
+                    st.insert("failed".into(), json!(n + 1));
+                    st.remove("active");
+                    st.insert("ready".into(), json!(0));
+                });
+            }
         }
+        // The real controller backs off (10 s, doubling); a short pause keeps the retries
+        // visible without slowing tests down.
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

@@ -233,9 +233,9 @@ fn forbidden(k: &FakeKube, t: &Target, ns: &str, verb: &str) -> ApiError {
             t.gvr.group
         ),
     );
-    e.details = Some(
+    e.details = Some(Box::new(
         json!({"name": t.name.clone().unwrap_or_default(), "group": t.gvr.group, "kind": t.gvr.resource}),
-    );
+    ));
     e
 }
 
@@ -526,7 +526,9 @@ struct WatchState {
     labels: LabelSelector,
     fields: FieldSelector,
     initial: std::vec::IntoIter<Arc<Event>>,
-    initial_end_bookmark: bool,
+    /// `Some(rv)`: after the initial events, a bookmark at `rv` marks their end
+    /// (`sendInitialEvents=true`).
+    initial_end_bookmark: Option<u64>,
     rx: broadcast::Receiver<Arc<Event>>,
     epoch: tokio::sync::watch::Receiver<u64>,
     deadline: tokio::time::Instant,
@@ -564,9 +566,7 @@ impl WatchState {
                 return Some(Bytes::from(ev.line()));
             }
         }
-        if self.initial_end_bookmark {
-            self.initial_end_bookmark = false;
-            let rv = self.k.resource_version();
+        if let Some(rv) = self.initial_end_bookmark.take() {
             return Some(self.bookmark(rv, true));
         }
         loop {
@@ -625,7 +625,7 @@ fn watch_stream(k: &FakeKube, t: &Target, q: &HashMap<String, String>) -> Respon
         .filter(|s| *s > 0)
         .unwrap_or(1800);
     let started = lock(&k.inner.store).watch(&t.gvr, t.ns.as_deref(), from);
-    let (initial, rx) = match started {
+    let (initial, rx, start_rv) = match started {
         Ok(x) => x,
         Err(floor) => {
             let asked = q.get("resourceVersion").cloned().unwrap_or_default();
@@ -650,7 +650,7 @@ fn watch_stream(k: &FakeKube, t: &Target, q: &HashMap<String, String>) -> Respon
         labels,
         fields,
         initial: initial.into_iter(),
-        initial_end_bookmark: send_initial,
+        initial_end_bookmark: send_initial.then_some(start_rv),
         rx,
         epoch: k.inner.epoch.subscribe(),
         deadline: now + Duration::from_secs(timeout),

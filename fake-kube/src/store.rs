@@ -216,35 +216,49 @@ pub(crate) fn validate_labels(gvr: &Gvr, name: &str, obj: &Value) -> Result<(), 
     Ok(())
 }
 
-/// The object without `metadata.resourceVersion`, for no-op detection.
+/// Whether two objects are equal but for `metadata.resourceVersion` (and managed fields), for
+/// no-op detection. Compares in place, without copying.
 fn same_ignoring_rv(a: &Value, b: &Value) -> bool {
-    let strip = |v: &Value| {
-        let mut v = v.clone();
-        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-            m.remove("resourceVersion");
-            m.remove("managedFields");
-        }
-        v
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return a == b;
     };
-    strip(a) == strip(b)
+    let ignored = |k: &str| k == "resourceVersion" || k == "managedFields";
+    let same_meta = |x: Option<&Value>, y: Option<&Value>| match (
+        x.and_then(Value::as_object),
+        y.and_then(Value::as_object),
+    ) {
+        (Some(x), Some(y)) => {
+            x.iter().filter(|(k, _)| !ignored(k)).count()
+                == y.iter().filter(|(k, _)| !ignored(k)).count()
+                && x.iter()
+                    .filter(|(k, _)| !ignored(k))
+                    .all(|(k, v)| y.get(k) == Some(v))
+        }
+        _ => x == y,
+    };
+    a.len() == b.len()
+        && a.iter().all(|(k, v)| {
+            if k == "metadata" {
+                same_meta(Some(v), b.get(k))
+            } else {
+                b.get(k) == Some(v)
+            }
+        })
 }
 
 /// Whether anything but metadata (and status, for resources with a status subresource) changed.
 fn spec_changed(old: &Value, new: &Value, status_sub: bool) -> bool {
-    let keys = |v: &Value| -> BTreeMap<String, Value> {
-        v.as_object()
-            .map(|m| {
-                m.iter()
-                    .filter(|(k, _)| {
-                        let server_side = matches!(k.as_str(), "metadata" | "apiVersion" | "kind");
-                        !(server_side || status_sub && k.as_str() == "status")
-                    })
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect()
-            })
-            .unwrap_or_default()
+    let counted = |k: &str| {
+        let server_side = matches!(k, "metadata" | "apiVersion" | "kind");
+        !(server_side || status_sub && k == "status")
     };
-    keys(old) != keys(new)
+    let (Some(o), Some(n)) = (old.as_object(), new.as_object()) else {
+        return old != new;
+    };
+    o.keys().filter(|k| counted(k)).count() != n.keys().filter(|k| counted(k)).count()
+        || o.iter()
+            .filter(|(k, _)| counted(k))
+            .any(|(k, v)| n.get(k) != Some(v))
 }
 
 impl Store {
@@ -805,15 +819,16 @@ impl Store {
         self.commit_delete(gvr, ns, name, None)
     }
 
-    /// Starts a watch: the events to send first and the live channel. `Err(floor)` when `from`
-    /// is older than the retained history (410 Expired).
+    /// Starts a watch: the events to send first, the live channel and the current
+    /// resourceVersion. `Err(floor)` when `from` is older than the retained history (410 Expired).
     #[allow(clippy::type_complexity)]
     pub fn watch(
         &mut self,
         gvr: &Gvr,
         ns: Option<&str>,
         from: WatchFrom,
-    ) -> Result<(Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>), u64> {
+    ) -> Result<(Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>, u64), u64> {
+        let now = self.rv;
         let rs = self.state(gvr);
         let rx = rs.tx.subscribe();
         let in_ns =
@@ -843,7 +858,7 @@ impl Store {
                     .collect()
             }
         };
-        Ok((initial, rx))
+        Ok((initial, rx, now))
     }
 
     /// The resourceVersion a bookmark may carry for a watch whose channel is `rx`: the current
@@ -891,7 +906,7 @@ mod tests {
         }
         let rv = s.resource_version();
         assert!(s.watch(&g, None, WatchFrom::After(2)).is_err());
-        let (events, _) = s
+        let (events, _, _) = s
             .watch(&g, None, WatchFrom::After(rv - 2))
             .expect("in history");
         assert_eq!(events.len(), 2);

@@ -674,7 +674,7 @@ async fn forbidden_namespace_and_unavailable_server() {
         let open = open.clone();
         tokio::spawn(async move { open.get("a").await })
     };
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
     kube.set_unavailable(false);
     retrying
         .await

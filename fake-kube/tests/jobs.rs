@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use futures::{AsyncBufReadExt, TryStreamExt};
+use futures::{AsyncBufReadExt, FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
@@ -325,7 +325,7 @@ async fn many_jobs_scale() {
         tasks.push(tokio::spawn(async move {
             let ns = format!("exp-{e}");
             let jobs: Api<Job> = Api::namespaced(client, &ns);
-            for t in 0..30 {
+            for t in 0..20 {
                 jobs.create(&PostParams::default(), &job(&format!("trial-{t}"), 0))
                     .await
                     .expect("create");
@@ -341,7 +341,7 @@ async fn many_jobs_scale() {
             .iter()
             .filter(|j| j["status"]["succeeded"] == 1)
             .count();
-        if done == 300 {
+        if done == 200 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -351,8 +351,127 @@ async fn many_jobs_scale() {
             .iter()
             .filter(|j| j["status"]["succeeded"] == 1)
             .count(),
-        300
+        200
     );
-    assert_eq!(kube.list(&PODS, None).len(), 300);
-    assert_eq!(kube.count("POST", "jobs"), 300);
+    assert_eq!(kube.list(&PODS, None).len(), 200);
+    assert_eq!(kube.count("POST", "jobs"), 200);
+}
+
+#[tokio::test]
+async fn active_deadline_and_ttl_after_finished() {
+    let kube = FakeKube::start().await;
+    kube.simulate_jobs(|_| JobScript {
+        lines: vec![],
+        container: None,
+        outcome: Outcome::Hang,
+    });
+    let jobs: Api<Job> = Api::namespaced(kube.client("exp"), "exp");
+    let mut j = job("slow", 0);
+    let spec = j.spec.as_mut().expect("spec");
+    spec.active_deadline_seconds = Some(1);
+    spec.ttl_seconds_after_finished = Some(0);
+    jobs.create(&PostParams::default(), &j)
+        .await
+        .expect("create");
+    wait_for(&jobs, "slow", |j| {
+        j.status.as_ref().and_then(|s| s.active) == Some(1)
+    })
+    .await;
+    let pod = kube.pods_of_job("exp", "slow").pop().expect("a pod");
+    // The deadline fails the Job and deletes its pod; the TTL of 0 then deletes the Job.
+    let mut failed = None;
+    let mut watch =
+        kube::runtime::watcher(jobs.clone(), kube::runtime::watcher::Config::default()).boxed();
+    while let Ok(Some(Ok(ev))) = tokio::time::timeout(
+        Duration::from_secs(3),
+        watch.try_next().map(|r| r.transpose()),
+    )
+    .await
+    {
+        if let kube::runtime::watcher::Event::Apply(j) = ev
+            && let Some(c) = condition(&j, "Failed")
+        {
+            failed = Some(c);
+        }
+        if failed.is_some() && kube.get(&JOBS, "exp", "slow").is_none() {
+            break;
+        }
+    }
+    assert_eq!(
+        failed,
+        Some(("True".into(), Some("DeadlineExceeded".into())))
+    );
+    assert!(kube.get(&PODS, "exp", &pod).is_none());
+    assert!(
+        kube.get(&JOBS, "exp", "slow").is_none(),
+        "ttlSecondsAfterFinished deleted it"
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_pod_is_counted_and_replaced() {
+    let kube = FakeKube::start().await;
+    kube.set_pod_start_delay(Duration::from_millis(30));
+    kube.simulate_jobs(|_| JobScript {
+        lines: vec![],
+        container: None,
+        outcome: Outcome::Hang,
+    });
+    let jobs: Api<Job> = Api::namespaced(kube.client("exp"), "exp");
+    let pods: Api<Pod> = Api::namespaced(kube.client("exp"), "exp");
+    jobs.create(&PostParams::default(), &job("evicted", 1))
+        .await
+        .expect("create");
+    let first = loop {
+        if let Some(p) = kube.pods_of_job("exp", "evicted").pop() {
+            break p;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    };
+    // Pending: the container is still being created.
+    let e = pods
+        .logs(
+            &first,
+            &LogParams {
+                container: Some("trial".into()),
+                ..LogParams::default()
+            },
+        )
+        .await
+        .expect_err("not started");
+    match e {
+        kube::Error::Api(s) => assert!(
+            s.message
+                .ends_with("is waiting to start: ContainerCreating"),
+            "{}",
+            s.message
+        ),
+        other => panic!("{other:?}"),
+    }
+    wait_for(&jobs, "evicted", |j| {
+        j.status.as_ref().and_then(|s| s.ready) == Some(1)
+    })
+    .await;
+    pods.delete(&first, &DeleteParams::default())
+        .await
+        .expect("delete pod");
+    let j = wait_for(&jobs, "evicted", |j| {
+        j.status.as_ref().and_then(|s| s.failed) == Some(1)
+            && j.status.as_ref().and_then(|s| s.active) == Some(1)
+    })
+    .await;
+    assert!(condition(&j, "Failed").is_none());
+    let second = kube.pods_of_job("exp", "evicted");
+    assert_eq!(second.len(), 1);
+    assert_ne!(second[0], first);
+    // Over the backoff limit, the Job fails.
+    wait_for(&jobs, "evicted", |j| {
+        j.status.as_ref().and_then(|s| s.ready) == Some(1)
+    })
+    .await;
+    pods.delete(&second[0], &DeleteParams::default())
+        .await
+        .expect("delete pod");
+    let j = wait_for(&jobs, "evicted", |j| condition(j, "Failed").is_some()).await;
+    assert_eq!(j.status.as_ref().and_then(|s| s.failed), Some(2));
 }
