@@ -117,10 +117,7 @@ impl Operator {
             logs_dir: dir.join("logs"),
             namespace: None,
             leader_election,
-            executors: Arc::new(KubernetesExecutors {
-                client,
-                image_pull_timeout,
-            }),
+            executors: Arc::new(KubernetesExecutors::new(client, image_pull_timeout)),
             tracking: None,
         };
         let shutdown = CancellationToken::new();

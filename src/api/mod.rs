@@ -31,6 +31,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::engine::{Engine, TrackingEndpoint};
+use crate::executor::Executor;
 use crate::executor::local::LocalExecutor;
 use crate::export::mlflow::{Exporter, Selection};
 use crate::store::{self, StoreLocation};
@@ -118,7 +119,7 @@ async fn method_not_allowed() -> ApiError {
 }
 
 /// How to run the server.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServeConfig {
     /// Where to listen (port 0 picks a free port).
     pub addr: SocketAddr,
@@ -129,6 +130,21 @@ pub struct ServeConfig {
     /// Mirror every experiment to this MLflow tracking server (otherwise each experiment's
     /// `spec.tracking.mlflow.uri`, if any).
     pub mlflow_uri: Option<url::Url>,
+    /// Runs the trials of experiments the server runs itself; `None` runs them as local
+    /// processes.
+    pub executor: Option<Arc<dyn Executor>>,
+}
+
+impl std::fmt::Debug for ServeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeConfig")
+            .field("addr", &self.addr)
+            .field("store", &self.store)
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field("mlflow_uri", &self.mlflow_uri)
+            .field("executor", &self.executor.as_ref().map(|_| "<custom>"))
+            .finish()
+    }
 }
 
 /// Why the server could not start.
@@ -175,7 +191,10 @@ pub async fn serve(
             source,
         })?;
     let bound = listener.local_addr()?;
-    let engine = Engine::new(store.clone(), Arc::new(LocalExecutor), location.logs_dir())
+    let executor = config
+        .executor
+        .unwrap_or_else(|| Arc::new(LocalExecutor) as Arc<dyn Executor>);
+    let engine = Engine::new(store.clone(), executor, location.logs_dir())
         .with_tracking(endpoint_for(bound, token.clone()));
     let base_dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let state = Arc::new(AppState::new(store.clone(), engine, token, base_dir));

@@ -16,8 +16,13 @@ mod submit;
 mod validate;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+
+use crate::executor::Executor;
+use crate::executor::kubernetes::{self, KubernetesExecutor, KubernetesSettings};
+use crate::executor::local::LocalExecutor;
 
 pub use output::Output;
 pub use submit::{ManifestFormat, SubmitArgs};
@@ -148,6 +153,69 @@ pub struct ServeArgs {
     /// https://), in the background; overrides spec.tracking.mlflow.uri.
     #[arg(long, env = "TUNEFLOW_MLFLOW_URI", value_name = "URL")]
     pub mlflow_uri: Option<String>,
+    /// Where the experiments' trials run.
+    #[command(flatten)]
+    pub executor: ExecutorArgs,
+}
+
+/// Where trials run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ExecutorKind {
+    /// Child processes on this machine.
+    #[default]
+    Local,
+    /// `batch/v1` Jobs on the cluster of the current kubeconfig context (KUBECONFIG,
+    /// ~/.kube/config, or the pod's service account).
+    Kubernetes,
+}
+
+/// The executor flags of `run` and `serve`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExecutorArgs {
+    /// Where trials run: `local` processes, or `kubernetes` Jobs (the engine stays here;
+    /// nothing needs installing in the cluster).
+    #[arg(long, value_enum, env = "TUNEFLOW_EXECUTOR", default_value_t = ExecutorKind::Local)]
+    pub executor: ExecutorKind,
+    /// Namespace of the trials' Jobs when the spec names none (with `--executor
+    /// kubernetes`; default: the kubeconfig context's namespace).
+    #[arg(long, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// How long a trial's container may fail to pull its image (ErrImagePull,
+    /// ImagePullBackOff, ...) before the trial fails (with `--executor kubernetes`).
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub image_pull_timeout: std::time::Duration,
+}
+
+impl ExecutorArgs {
+    /// Builds the executor the flags ask for.
+    ///
+    /// # Errors
+    ///
+    /// Why no Kubernetes client could be made, and how to fix it.
+    pub async fn build(&self) -> Result<Arc<dyn Executor>, String> {
+        match self.executor {
+            ExecutorKind::Local => {
+                if self.namespace.is_some() {
+                    tracing::warn!("--namespace applies only with --executor kubernetes");
+                }
+                Ok(Arc::new(LocalExecutor))
+            }
+            ExecutorKind::Kubernetes => {
+                let connection = kubernetes::connect::connect(self.namespace.clone()).await?;
+                tracing::info!(
+                    "trials run as Jobs in namespace {} (from {})",
+                    connection.namespace,
+                    connection.source
+                );
+                let mut settings = KubernetesSettings::new(connection.namespace);
+                settings.image_pull_timeout = self.image_pull_timeout;
+                Ok(Arc::new(KubernetesExecutor::new(
+                    connection.client,
+                    settings,
+                )))
+            }
+        }
+    }
 }
 
 /// `tuneflow run`.
@@ -165,6 +233,9 @@ pub struct RunArgs {
     /// background; overrides spec.tracking.mlflow.uri.
     #[arg(long, env = "TUNEFLOW_MLFLOW_URI", value_name = "URL")]
     pub mlflow_uri: Option<String>,
+    /// Where the trials run.
+    #[command(flatten)]
+    pub executor: ExecutorArgs,
 }
 
 /// `tuneflow validate`.

@@ -12,7 +12,6 @@ use super::output::{self, Output};
 use super::progress::Display;
 use super::{Exit, RunArgs};
 use crate::engine::{Engine, RunRequest, rules};
-use crate::executor::local::LocalExecutor;
 use crate::export::mlflow::{Exporter, Selection};
 use crate::spec::{self, CollectorKind};
 use crate::store::{self, ExperimentState, StoreLocation};
@@ -51,9 +50,16 @@ pub async fn run(store_url: &str, args: RunArgs) -> anyhow::Result<Exit> {
         Ok(flag) => flag,
         Err(exit) => return Ok(exit),
     };
+    let executor = match args.executor.build().await {
+        Ok(executor) => executor,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Ok(Exit::Failure);
+        }
+    };
     let location = StoreLocation::parse(store_url)?;
     let store: Arc<dyn store::Store> = Arc::from(store::open(&location).await?);
-    let mut engine = Engine::new(store.clone(), Arc::new(LocalExecutor), location.logs_dir());
+    let mut engine = Engine::new(store.clone(), executor, location.logs_dir());
     // Trials that log through MLflow's client need a tracking API; it lives as long as the run.
     let tracking_shutdown = CancellationToken::new();
     let _stop_tracking = tracking_shutdown.clone().drop_guard();

@@ -13,6 +13,13 @@ pub async fn serve(store_url: &str, args: ServeArgs) -> anyhow::Result<Exit> {
         Ok(uri) => uri,
         Err(exit) => return Ok(exit),
     };
+    let executor = match args.executor.build().await {
+        Ok(executor) => executor,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Ok(Exit::Failure);
+        }
+    };
     let shutdown = CancellationToken::new();
     tokio::spawn(super::run::watch_signals(shutdown.clone()));
     let config = ServeConfig {
@@ -20,6 +27,7 @@ pub async fn serve(store_url: &str, args: ServeArgs) -> anyhow::Result<Exit> {
         store: store_url.to_string(),
         token: args.token,
         mlflow_uri,
+        executor: Some(executor),
     };
     let secured = config.token.as_deref().is_some_and(|t| !t.is_empty());
     let result = api::serve(

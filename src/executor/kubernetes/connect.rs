@@ -31,6 +31,7 @@ impl std::fmt::Debug for Connection {
 ///
 /// A message naming the kubeconfig (and context) that failed and how to fix it.
 pub async fn connect(namespace: Option<String>) -> Result<Connection, String> {
+    install_crypto_provider();
     let source = source();
     let config = Config::infer().await.map_err(|e| {
         format!(
@@ -76,5 +77,13 @@ fn source() -> String {
     match Kubeconfig::read().ok().and_then(|k| k.current_context) {
         Some(context) => format!("{file} (context \"{context}\")"),
         None => file,
+    }
+}
+
+/// Makes rustls's ring provider the process default, once (kube's client needs one even for
+/// plain-http servers).
+pub fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
     }
 }

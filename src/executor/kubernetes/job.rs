@@ -32,6 +32,10 @@ pub const MANAGED_BY: &str = "tuneflow";
 /// Annotation with a token unique to one launch of a trial: a Job found after a lost create
 /// response is adopted only when it carries the token of this launch.
 pub const LAUNCH_ANNOTATION: &str = "tuneflow.dev/launch";
+/// How long past the trial's timeout the Job's own `activeDeadlineSeconds` lets it run: the
+/// executor deletes a timed-out Job itself; the deadline stops it in the cluster when no
+/// tuneflow is around to do so.
+pub const DEADLINE_GRACE_SECONDS: i64 = 60;
 /// The container name of Jobs built from native templates.
 pub const NATIVE_CONTAINER: &str = "trial";
 
@@ -101,6 +105,11 @@ pub fn build(job: &TrialJob, settings: &KubernetesSettings) -> Result<BuiltJob, 
 
     let spec = manifest.spec.get_or_insert_with(JobSpec::default);
     spec.backoff_limit.get_or_insert(0);
+    if let Some(timeout) = job.timeout {
+        let seconds = i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX / 2);
+        spec.active_deadline_seconds
+            .get_or_insert(seconds.saturating_add(1 + DEADLINE_GRACE_SECONDS));
+    }
     let pod_metadata = spec
         .template
         .metadata

@@ -207,10 +207,15 @@ async fn create(
         .get_or_insert_with(Default::default)
         .insert(LAUNCH_ANNOTATION.to_string(), token.clone());
     let mut backoff = Backoff::default();
+    let mut attempted = false;
     loop {
         if cancel.is_cancelled() {
+            if attempted {
+                remove_if_launched(jobs, namespace, name, &token).await;
+            }
             return Err(LaunchError::Cancelled);
         }
+        attempted = true;
         let error = match jobs.create(&PostParams::default(), &job).await {
             Ok(created) => return Ok(created.metadata.uid.unwrap_or_default()),
             Err(e) => e,
@@ -237,6 +242,7 @@ async fn create(
             _ if transient(&error) => {
                 tracing::warn!("cannot create Job {namespace}/{name}, retrying: {error}");
                 if !backoff.wait(cancel).await {
+                    remove_if_launched(jobs, namespace, name, &token).await;
                     return Err(LaunchError::Cancelled);
                 }
             }
@@ -247,6 +253,19 @@ async fn create(
                 )));
             }
         }
+    }
+}
+
+/// After a launch was cancelled between retries: deletes the Job if a create whose answer
+/// was lost made it after all (it carries `token`), so that nothing runs untracked. Best
+/// effort, for at most [`STOP_LIMIT`].
+async fn remove_if_launched(jobs: &Api<Job>, namespace: &str, name: &str, token: &str) {
+    let never = CancellationToken::new();
+    let found = tokio::time::timeout(STOP_LIMIT, get(jobs, namespace, name, &never)).await;
+    if let Ok(Ok(Some(job))) = found
+        && launch_token(&job) == Some(token)
+    {
+        delete(jobs, namespace, name, &never).await;
     }
 }
 

@@ -272,4 +272,76 @@ mod tests {
         }
         assert!(cursor.admit(None));
     }
+
+    /// A log endpoint whose first stream breaks off after two lines (the connection drops
+    /// while the container runs) and whose second, asked from `sinceTime`, repeats them.
+    async fn flaky_log_server() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        use axum::extract::RawQuery;
+        let queries = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let seen = queries.clone();
+        let app = axum::Router::new().route(
+            "/api/v1/namespaces/default/pods/trial-pod/log",
+            axum::routing::get(move |RawQuery(query): RawQuery| {
+                let seen = seen.clone();
+                async move {
+                    let mut all = seen.lock().expect("lock");
+                    all.push(query.unwrap_or_default());
+                    match all.len() {
+                        1 => "2026-01-02T03:04:05.100Z loss=0.9\n2026-01-02T03:04:05.200Z loss=0.8"
+                            .to_string(),
+                        _ => {
+                            "2026-01-02T03:04:05.100Z loss=0.9\n2026-01-02T03:04:05.200Z loss=0.8\n\
+                              2026-01-02T03:04:06.300Z loss=0.7\n"
+                                .to_string()
+                        }
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, queries)
+    }
+
+    #[tokio::test]
+    async fn a_dropped_log_stream_resumes_from_its_last_line() {
+        super::super::connect::install_crypto_provider();
+        let (url, queries) = flaky_log_server().await;
+        let config = kube::Config::new(url.parse().expect("url"));
+        let client = kube::Client::try_from(config).expect("client");
+        let (lines, mut received) = mpsc::channel(16);
+        let (done, done_rx) = watch::channel(false);
+        let follow = LogFollow {
+            pods: Api::namespaced(client, "default"),
+            pod: "trial-pod".into(),
+            container: "trial".into(),
+            lines,
+            done: done_rx,
+        };
+        let task = tokio::spawn(follow.run());
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            let line = tokio::time::timeout(Duration::from_secs(10), received.recv())
+                .await
+                .expect("a line in time")
+                .expect("a line");
+            got.push(String::from_utf8(line).expect("utf-8"));
+        }
+        done.send(true).expect("follower listens");
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("the follower ends")
+            .expect("join");
+        assert_eq!(got, ["loss=0.9", "loss=0.8", "loss=0.7"]);
+        let queries = queries.lock().expect("lock").clone();
+        assert!(queries[0].contains("follow=true") && queries[0].contains("timestamps=true"));
+        assert!(!queries[0].contains("sinceTime"), "{queries:?}");
+        assert!(
+            queries[1].contains("sinceTime=2026-01-02T03%3A04%3A05Z"),
+            "{queries:?}"
+        );
+    }
 }

@@ -25,6 +25,7 @@ pub mod watch;
 mod tests;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -49,8 +50,13 @@ pub const DEFAULT_IMAGE_PULL_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 /// How long a finished trial's log may take to be read to its end.
 pub const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 /// How long a Job that the watch has not shown yet may go unconfirmed before it is read
-/// directly (it may have been deleted before the watch saw it).
-const UNSEEN_CHECK: Duration = Duration::from_secs(30);
+/// directly (it may have been deleted before the watch saw it); the pause doubles after each
+/// read, up to [`UNSEEN_CHECK_MAX`].
+const UNSEEN_CHECK: Duration = Duration::from_secs(2);
+/// Longest pause between direct reads of a Job the watch does not show.
+const UNSEEN_CHECK_MAX: Duration = Duration::from_secs(30);
+/// How long that direct read may take (retries included) before following resumes.
+const UNSEEN_READ_LIMIT: Duration = Duration::from_secs(10);
 
 /// How the executor places and owns the trials' Jobs.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,7 +103,7 @@ fn experiment_label(experiment: &str) -> &str {
 pub struct KubernetesExecutor {
     client: Client,
     settings: KubernetesSettings,
-    hub: watch::Hub,
+    hub: Arc<watch::Hub>,
 }
 
 impl std::fmt::Debug for KubernetesExecutor {
@@ -112,9 +118,21 @@ impl KubernetesExecutor {
     /// An executor that submits Jobs through `client`.
     pub fn new(client: Client, settings: KubernetesSettings) -> KubernetesExecutor {
         KubernetesExecutor {
-            hub: watch::Hub::new(client.clone()),
+            hub: Arc::new(watch::Hub::new(client.clone())),
             client,
             settings,
+        }
+    }
+
+    /// An executor with other settings (another owner, namespace, timeout) that shares this
+    /// one's client and watches: an operator running many experiments keeps one pair of watches
+    /// per namespace instead of one per experiment, each of which would receive every trial's
+    /// events.
+    pub fn with_settings(&self, settings: KubernetesSettings) -> KubernetesExecutor {
+        KubernetesExecutor {
+            client: self.client.clone(),
+            settings,
+            hub: self.hub.clone(),
         }
     }
 
@@ -163,6 +181,7 @@ impl Trial<'_> {
         let mut stuck_since: Option<Instant> = None;
         let mut seen = false;
         let mut unseen_since = Instant::now();
+        let mut unseen_pause = UNSEEN_CHECK;
         loop {
             let snapshot = self.subscription.snapshot();
             let job = snapshot
@@ -201,7 +220,7 @@ impl Trial<'_> {
                     None => stuck_since = None,
                 }
             }
-            let unseen_check = (!seen && snapshot.synced).then(|| unseen_since + UNSEEN_CHECK);
+            let unseen_check = (!seen && snapshot.synced).then(|| unseen_since + unseen_pause);
             tokio::select! {
                 () = self.subscription.changed() => {}
                 () = cancel.cancelled() => return Outcome::Cancelled,
@@ -211,9 +230,9 @@ impl Trial<'_> {
                 () = sleep_until(stuck_until) => {}
                 () = sleep_until(unseen_check) => {
                     unseen_since = Instant::now();
-                    let never = CancellationToken::new();
-                    let found = lifecycle::get(&self.jobs, &self.built.namespace, &self.built.name, &never).await;
-                    if let Ok(found) = found
+                    unseen_pause = (unseen_pause * 2).min(UNSEEN_CHECK_MAX);
+                    let read = lifecycle::get(&self.jobs, &self.built.namespace, &self.built.name, cancel);
+                    if let Ok(Ok(found)) = tokio::time::timeout(UNSEEN_READ_LIMIT, read).await
                         && found.and_then(|j| j.metadata.uid).as_deref() != Some(self.uid.as_str())
                     {
                         return Outcome::Vanished;
@@ -294,6 +313,30 @@ impl Trial<'_> {
             )
         } else {
             format!("image \"{}\" cannot be pulled: {detail}", self.built.image)
+        }
+    }
+
+    /// Makes sure the log of the pod that ran the trial is being read: the Job's end may be
+    /// seen before its pod's (they come through separate watches), and a short trial may
+    /// have ended before its container was ever seen running. Waits at most [`DRAIN_LIMIT`]
+    /// for the pod to show up.
+    async fn catch_up(&mut self) {
+        let deadline = Instant::now() + DRAIN_LIMIT;
+        loop {
+            let snapshot = self.subscription.snapshot();
+            if let Some(pod) = status::current_pod(&snapshot.pods, &self.uid, &self.built.container)
+            {
+                self.follow_log(&pod);
+                if matches!(pod.container, Container::Terminated(_))
+                    && self.followed.as_ref().is_some_and(|f| f.pod_uid == pod.uid)
+                {
+                    return;
+                }
+            }
+            tokio::select! {
+                () = self.subscription.changed() => {}
+                () = tokio::time::sleep_until(deadline) => return,
+            }
         }
     }
 
@@ -401,9 +444,17 @@ impl Executor for KubernetesExecutor {
         let outcome = trial.follow(job.timeout, &cancel).await;
         let exit = match outcome {
             Outcome::Finished(finished) => {
+                trial.catch_up().await;
                 trial.drain().await;
                 let exit = match finished {
                     Finished::Succeeded => TrialExit::Exited(0),
+                    // The Job's backstop deadline (the timeout plus a grace) passed first,
+                    // as on a resume: the trial timed out.
+                    Finished::Failed(reason)
+                        if reason.starts_with("DeadlineExceeded") && job.timeout.is_some() =>
+                    {
+                        TrialExit::TimedOut(job.timeout.unwrap_or_default())
+                    }
                     Finished::Failed(reason) => match trial.exit_code() {
                         Some(code) if code != 0 => TrialExit::Exited(code),
                         _ => TrialExit::Failed(reason),
