@@ -11,6 +11,7 @@ use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tuneflow::engine::TrackingEndpoint;
 use tuneflow::operator::jobs::KubernetesExecutors;
 use tuneflow::operator::resource::ExperimentResource;
 use tuneflow::operator::{LeaderElection, OperatorConfig, OperatorError};
@@ -109,6 +110,18 @@ impl Operator {
         leader_election: Option<LeaderElection>,
         image_pull_timeout: Duration,
     ) -> Operator {
+        Operator::start_full(kube, store, dir, leader_election, image_pull_timeout, None)
+    }
+
+    fn start_full(
+        kube: &FakeKube,
+        store: Arc<dyn Store>,
+        dir: &std::path::Path,
+        leader_election: Option<LeaderElection>,
+        image_pull_timeout: Duration,
+        tracking: Option<TrackingEndpoint>,
+    ) -> Operator {
+        init_logs();
         let client = kube.client("default");
         let config = OperatorConfig {
             client: client.clone(),
@@ -116,11 +129,8 @@ impl Operator {
             logs_dir: dir.join("logs"),
             namespace: None,
             leader_election,
-            executors: Arc::new(KubernetesExecutors {
-                client,
-                image_pull_timeout,
-            }),
-            tracking: None,
+            executors: Arc::new(KubernetesExecutors::new(client, image_pull_timeout)),
+            tracking,
         };
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(tuneflow::operator::run(config, shutdown.clone()));
@@ -135,6 +145,17 @@ impl Operator {
         result
             .expect("the operator task")
             .expect("the operator ends cleanly");
+    }
+}
+
+/// Logs of the code under test on stderr when `TUNEFLOW_TEST_LOG` holds a filter
+/// (`TUNEFLOW_TEST_LOG=tuneflow=debug cargo test --test operator -- --nocapture`).
+fn init_logs() {
+    if let Ok(filter) = std::env::var("TUNEFLOW_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
     }
 }
 
@@ -246,15 +267,17 @@ async fn an_experiment_runs_its_trials_as_jobs_and_reports_the_best() {
             .then_some(())
     })
     .await;
-    let reasons = event_reasons(&kube);
-    assert!(
-        reasons.iter().any(|r| r == "ExperimentCreated"),
-        "{reasons:?}"
-    );
-    assert!(
-        reasons.iter().any(|r| r == "ExperimentSucceeded"),
-        "{reasons:?}"
-    );
+    // The status may show the end before the run task reports it; the event follows.
+    wait_for(
+        "the ExperimentCreated and ExperimentSucceeded events",
+        || {
+            let reasons = event_reasons(&kube);
+            (reasons.iter().any(|r| r == "ExperimentCreated")
+                && reasons.iter().any(|r| r == "ExperimentSucceeded"))
+            .then_some(())
+        },
+    )
+    .await;
     operator.stop().await;
 }
 
@@ -451,7 +474,19 @@ async fn lost_and_expired_watches_are_resumed() {
         "Succeeded",
         "the disruptions came while it ran"
     );
-    let status = state_is(&kube, "flaky", "Succeeded").await;
+    let ended = wait_for("flaky to end", || {
+        let now = status(&kube, "flaky");
+        (now["state"] == "Succeeded" || now["state"] == "Failed").then_some(now)
+    })
+    .await;
+    let experiment = store
+        .experiment("team.flaky")
+        .await
+        .expect("store")
+        .expect("stored");
+    let trials = store.trials(experiment.id).await.expect("trials");
+    assert_eq!(ended["state"], "Succeeded", "{trials:#?}");
+    let status = ended;
     assert_eq!(status["trialsSucceeded"], 6, "{status:#}");
     assert_eq!(kube.count("POST", "jobs"), 6, "no duplicate Jobs");
     operator.stop().await;
@@ -674,4 +709,84 @@ async fn two_replicas_elect_one_leader_and_the_other_takes_over() {
     assert_eq!(lease["spec"]["holderIdentity"], "two");
     assert_eq!(status(&kube, "shared")["trials"], 8);
     second.stop().await;
+}
+
+/// The value of environment variable `name` of a Job's primary container.
+fn env_of(job: &Value, name: &str) -> Option<String> {
+    job["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == name)?["value"]
+        .as_str()
+        .map(str::to_string)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trials_in_pods_push_observations_to_the_operators_api() {
+    let kube = FakeKube::start().await;
+    kube.simulate_jobs(|_| JobScript {
+        lines: Vec::new(),
+        container: Some("training".to_string()),
+        outcome: Outcome::Hang,
+    });
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = open_store(dir.path()).await;
+    let shutdown = CancellationToken::new();
+    let (bound, _served) = tuneflow::api::serve_store(
+        store.clone(),
+        "127.0.0.1:0".parse().expect("an address"),
+        Some("secret".to_string()),
+        dir.path().join("logs"),
+        shutdown.clone(),
+    )
+    .await
+    .expect("the API serves");
+    let tracking = TrackingEndpoint {
+        uri: format!("http://{bound}"),
+        token: Some("secret".to_string()),
+    };
+    let operator = Operator::start_full(
+        &kube,
+        store.clone(),
+        dir.path(),
+        None,
+        Duration::from_secs(60),
+        Some(tracking),
+    );
+    let mut pushed = spec(2, 2);
+    pushed["metricsCollectorSpec"] = json!({"collector": {"kind": "Push"}});
+    create(&kube, &resource("pushed", pushed)).await;
+    let jobs = wait_for("two Jobs", || {
+        let jobs = kube.list(&JOBS, Some(NS));
+        (jobs.len() == 2).then_some(jobs)
+    })
+    .await;
+    let http = reqwest::Client::new();
+    for (i, job) in jobs.iter().enumerate() {
+        let url = env_of(job, "TUNEFLOW_URL").expect("TUNEFLOW_URL in the trial's env");
+        let token = env_of(job, "TUNEFLOW_TOKEN").expect("TUNEFLOW_TOKEN in the trial's env");
+        let experiment = env_of(job, "TUNEFLOW_EXPERIMENT").expect("TUNEFLOW_EXPERIMENT");
+        let trial = env_of(job, "TUNEFLOW_TRIAL_NAME").expect("TUNEFLOW_TRIAL_NAME");
+        let response = http
+            .post(format!(
+                "{url}/api/v1/experiments/{experiment}/trials/{trial}/observations"
+            ))
+            .bearer_auth(token)
+            .json(&json!({"step": 1, "metrics": {"loss": 0.5 + i as f64}}))
+            .send()
+            .await
+            .expect("the API answers");
+        assert!(
+            response.status().is_success(),
+            "{:?}",
+            response.text().await
+        );
+        let name = job["metadata"]["name"].as_str().expect("a name");
+        kube.finish_job(NS, name, true, 0).expect("finish the job");
+    }
+    let status = state_is(&kube, "pushed", "Succeeded").await;
+    assert_eq!(status["trialsSucceeded"], 2, "{status:#}");
+    assert_eq!(status["bestObjective"], json!(0.5));
+    operator.stop().await;
+    shutdown.cancel();
 }

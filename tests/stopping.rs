@@ -59,12 +59,10 @@ trialTemplate:
         "stopped at the first step the rule looks at: {stopped}"
     );
     assert_eq!(stopped["objective"], json!(0.9 + 0.5), "its last value");
-    // Three full trials of 0.8 s and one stopped after two lines.
-    assert!(
-        started.elapsed().as_secs_f64() < 3.5,
-        "{:?}",
-        started.elapsed()
-    );
+    // Three full trials of 0.8 s and one stopped after two lines. Printed, not asserted (a
+    // loaded machine is slow): that it was killed at once is checked below by its two
+    // observations and its process being gone.
+    eprintln!("run took {:?}", started.elapsed());
     // Its observations stay; the process is gone.
     let detail = world.json(&["trial", "stop", "stop-0002"]);
     assert_eq!(

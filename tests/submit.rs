@@ -8,17 +8,7 @@ use std::path::{Path, PathBuf};
 use tuneflow::operator::resource::{ExperimentResource, SOURCE_API_VERSION, document};
 use tuneflow::spec::{self, Flavor};
 
-use common::{World, text};
-
-/// `shared/katib` beside the repository (or beside one of its ancestors, for worktrees).
-fn katib_dir() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .ancestors()
-        .map(|dir| dir.join("shared").join("katib"))
-        .find(|dir| dir.is_dir())
-        .unwrap_or_else(|| manifest.join("../shared/katib"))
-}
+use common::{World, katib_dir, text};
 
 /// `tuneflow submit --dry-run ARGS... FILE`'s stdout, asserting success.
 fn dry_run(world: &World, file: &Path, args: &[&str]) -> String {
@@ -34,6 +24,91 @@ fn dry_run(world: &World, file: &Path, args: &[&str]) -> String {
         text(&output)
     );
     String::from_utf8(output.stdout).expect("UTF-8")
+}
+
+/// What the API server would say of `value` against the CRD's `schema` (a structural
+/// schema): wrong types, values outside an enum or a minimum/maximum, and fields it would
+/// prune silently (unknown fields of an object that does not preserve them).
+fn schema_violations(
+    value: &serde_json::Value,
+    schema: &serde_json::Value,
+    path: &str,
+    out: &mut Vec<String>,
+) {
+    use serde_json::Value;
+    if value.is_null() {
+        if schema["nullable"] != true {
+            out.push(format!("{path}: null where the schema does not allow it"));
+        }
+        return;
+    }
+    let fits = match schema["type"].as_str() {
+        Some("object") => value.is_object(),
+        Some("array") => value.is_array(),
+        Some("string") => value.is_string(),
+        Some("boolean") => value.is_boolean(),
+        Some("integer") => value.is_i64() || value.is_u64(),
+        Some("number") => value.is_number(),
+        _ => true,
+    };
+    if !fits {
+        out.push(format!("{path}: {value} is not of type {}", schema["type"]));
+        return;
+    }
+    if let Some(choices) = schema["enum"].as_array()
+        && !choices.contains(value)
+    {
+        out.push(format!("{path}: {value} is not one of {choices:?}"));
+    }
+    if let (Some(x), Some(min)) = (value.as_f64(), schema["minimum"].as_f64())
+        && x < min
+    {
+        out.push(format!("{path}: {x} < minimum {min}"));
+    }
+    if let (Some(x), Some(max)) = (value.as_f64(), schema["maximum"].as_f64())
+        && x > max
+    {
+        out.push(format!("{path}: {x} > maximum {max}"));
+    }
+    let preserve = schema["x-kubernetes-preserve-unknown-fields"] == true;
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                match schema["properties"].get(key) {
+                    Some(child_schema) => {
+                        schema_violations(child, child_schema, &format!("{path}.{key}"), out)
+                    }
+                    None if preserve => {}
+                    None => out.push(format!(
+                        "{path}.{key}: unknown to the schema, would be pruned"
+                    )),
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item_schema) = schema.get("items") {
+                for (i, item) in items.iter().enumerate() {
+                    schema_violations(item, item_schema, &format!("{path}[{i}]"), out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Asserts that the API server would accept `resource`'s spec as it is.
+fn assert_fits_the_crd(resource: &ExperimentResource, source: &str) {
+    use kube::CustomResourceExt;
+    let crd = serde_json::to_value(ExperimentResource::crd()).expect("CRD");
+    let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+    let spec = serde_json::to_value(&resource.spec).expect("spec");
+    let mut violations = Vec::new();
+    schema_violations(&spec, schema, "spec", &mut violations);
+    assert!(
+        violations.is_empty(),
+        "{source}:\n{}",
+        violations.join("\n")
+    );
 }
 
 /// The experiment the operator would read from `resource`.
@@ -90,6 +165,7 @@ fn every_valid_katib_example_converts_to_a_resource_with_the_same_experiment() {
                 "{yaml}"
             );
             assert_eq!(operator_view(&resource, &source), original, "{source}");
+            assert_fits_the_crd(&resource, &source);
             converted.push(source);
         }
     }
@@ -144,6 +220,7 @@ spec:
     assert_eq!(resource.spec.max_trial_count, Some(4));
     let view = operator_view(&resource, "exp.yaml");
     assert_eq!(view, original);
+    assert_fits_the_crd(&resource, "exp.yaml");
     assert_eq!(view.flavor, Flavor::Tuneflow);
     assert_eq!(
         view.trial_template
@@ -163,15 +240,31 @@ spec:
 }
 
 #[test]
-fn the_kubernetes_example_converts() {
+fn the_kubernetes_examples_convert() {
     let world = World::new();
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/kubernetes/experiment.yaml");
-    let original = spec::parse_file(&file).unwrap_or_else(|errors| panic!("{errors}"));
-    let yaml = dry_run(&world, &file, &[]);
-    let resource: ExperimentResource = serde_saphyr::from_str(&yaml).expect("parses");
-    assert_eq!(operator_view(&resource, "example"), original);
-    let template = original.trial_template.expect("template");
-    assert!(template.kubernetes.and_then(|k| k.image).is_some());
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/kubernetes");
+    for (file, flavor) in [
+        ("experiment.yaml", Flavor::Tuneflow),
+        ("katib-job.yaml", Flavor::Katib),
+    ] {
+        let file = dir.join(file);
+        let original = spec::parse_file(&file).unwrap_or_else(|errors| panic!("{errors}"));
+        assert_eq!(original.flavor, flavor);
+        let yaml = dry_run(&world, &file, &[]);
+        let resource: ExperimentResource = serde_saphyr::from_str(&yaml).expect("parses");
+        assert_eq!(operator_view(&resource, "example"), original);
+        assert_fits_the_crd(&resource, "example");
+        // Both run in a cluster: a command with an image, or a Job trialSpec.
+        let template = original.trial_template.expect("template");
+        assert!(
+            template.kubernetes.and_then(|k| k.image).is_some()
+                || template
+                    .trial_spec
+                    .is_some_and(|s| s["kind"] == "Job" && s["apiVersion"] == "batch/v1"),
+            "{}",
+            file.display()
+        );
+    }
 }
 
 #[test]
@@ -377,4 +470,27 @@ async fn a_forbidden_namespace_is_reported_with_the_cluster_and_the_fix() {
     assert!(stderr.contains("experiments.tuneflow.dev"), "{stderr}");
     assert!(stderr.contains("namespace \"locked\""), "{stderr}");
     assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn the_schema_check_sees_what_the_api_server_would_refuse() {
+    let schema = serde_json::json!({
+        "type": "object",
+        "properties": {
+            "n": {"type": "integer", "minimum": 1.0},
+            "kind": {"type": "string", "enum": ["a", "b"]},
+            "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+        }
+    });
+    let value = serde_json::json!({"n": 0, "kind": "c", "free": {"x": 1}, "other": true});
+    let mut violations = Vec::new();
+    schema_violations(&value, &schema, "spec", &mut violations);
+    assert_eq!(
+        violations,
+        [
+            "spec.n: 0 < minimum 1",
+            "spec.kind: \"c\" is not one of [String(\"a\"), String(\"b\")]",
+            "spec.other: unknown to the schema, would be pruned",
+        ]
+    );
 }

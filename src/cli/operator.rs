@@ -79,10 +79,10 @@ pub async fn operator(store_url: &str, args: OperatorArgs) -> anyhow::Result<Exi
         logs_dir: location.logs_dir(),
         namespace: args.namespace.clone(),
         leader_election,
-        executors: Arc::new(KubernetesExecutors {
-            client: connection.client,
-            image_pull_timeout: args.image_pull_timeout,
-        }),
+        executors: Arc::new(KubernetesExecutors::new(
+            connection.client,
+            args.image_pull_timeout,
+        )),
         tracking: Some(tracking),
     };
     let result = operator::run(config, shutdown.clone()).await;

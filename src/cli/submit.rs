@@ -186,3 +186,34 @@ fn explain(error: &kube::Error, target: &str, namespace: &str) -> anyhow::Error 
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api_error(code: u16, reason: &str) -> kube::Error {
+        let mut status = kube::core::Status::failure("the message", reason);
+        status.code = code;
+        kube::Error::Api(status.boxed())
+    }
+
+    #[test]
+    fn api_errors_name_the_cluster_and_the_fix() {
+        let target = "KUBECONFIG=/k (context \"prod\")";
+        let text = |code, reason| explain(&api_error(code, reason), target, "team").to_string();
+        let missing = text(404, "NotFound");
+        assert!(missing.starts_with("the cluster of KUBECONFIG=/k (context \"prod\")"));
+        assert!(
+            missing.contains("kubectl apply -f deploy/crd.yaml"),
+            "{missing}"
+        );
+        let forbidden = text(403, "Forbidden");
+        assert!(forbidden.contains("namespace \"team\""), "{forbidden}");
+        assert!(forbidden.contains("the message"), "{forbidden}");
+        assert!(text(409, "Conflict").contains("--force-conflicts"));
+        assert!(text(401, "Unauthorized").contains("credentials"));
+        assert!(text(422, "Invalid").contains("tuneflow crd"));
+        let other = text(500, "InternalError");
+        assert!(other.contains("the message (InternalError)"), "{other}");
+    }
+}

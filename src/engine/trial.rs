@@ -195,6 +195,16 @@ impl TrialRun {
                 Err(message) => return Ok(Execution::not_started(message)),
             }
         }
+        // Push trials report through the REST API: the Python client reads these.
+        if spec.metrics_collector.kind == CollectorKind::Push
+            && let Some(tracking) = tracking.as_deref()
+        {
+            job.env
+                .push(("TUNEFLOW_URL".to_string(), tracking.uri.clone()));
+            if let Some(token) = &tracking.token {
+                job.env.push(("TUNEFLOW_TOKEN".to_string(), token.clone()));
+            }
+        }
         let stdout_collector = spec.metrics_collector.kind == CollectorKind::StdOut;
         let mut stored = StoredObservations::new(
             matches!(

@@ -12,12 +12,22 @@ use crate::executor::kubernetes::{KubernetesExecutor, KubernetesSettings};
 
 /// Builds a [`KubernetesExecutor`] per Experiment: Jobs in the resource's namespace (unless
 /// the template names another), owned by the resource, so the API server's garbage collector
-/// deletes them with it even if the operator is gone.
+/// deletes them with it even if the operator is gone. Every executor shares one pair of
+/// watches per namespace.
 pub struct KubernetesExecutors {
-    /// The API client.
-    pub client: Client,
-    /// How long a trial's image may fail to pull before the trial fails.
-    pub image_pull_timeout: Duration,
+    base: KubernetesExecutor,
+    image_pull_timeout: Duration,
+}
+
+impl KubernetesExecutors {
+    /// Executors over `client`, failing trials whose image cannot be pulled within
+    /// `image_pull_timeout`.
+    pub fn new(client: Client, image_pull_timeout: Duration) -> KubernetesExecutors {
+        KubernetesExecutors {
+            base: KubernetesExecutor::new(client, KubernetesSettings::new("default")),
+            image_pull_timeout,
+        }
+    }
 }
 
 impl ExecutorFactory for KubernetesExecutors {
@@ -26,6 +36,6 @@ impl ExecutorFactory for KubernetesExecutors {
             KubernetesSettings::new(resource.namespace().unwrap_or_else(|| "default".into()));
         settings.owner = resource.controller_owner_ref(&());
         settings.image_pull_timeout = self.image_pull_timeout;
-        Arc::new(KubernetesExecutor::new(self.client.clone(), settings))
+        Arc::new(self.base.with_settings(settings))
     }
 }

@@ -227,8 +227,8 @@ fn trial_template_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema 
             },
             "primaryContainerName": { "type": "string" },
             "retain": {
-                "description": "Keep finished trials' Jobs and pods.",
-                "type": "boolean",
+                "description": "Keep finished trials' Jobs and pods (true or false).",
+                "x-kubernetes-preserve-unknown-fields": true,
             },
             "successCondition": { "type": "string" },
             "failureCondition": { "type": "string" },
@@ -410,6 +410,21 @@ pub fn from_document(document: &serde_json::Value) -> Result<ExperimentResource,
         .and_then(Value::as_object)
         .cloned()
         .ok_or("the document has no spec")?;
+    // A null field means an absent one to the spec parser; the schema's typed fields do not
+    // accept null, so drop them (the manifest in trialSpec is kept as written).
+    for (key, value) in spec.iter_mut() {
+        if key != "trialTemplate" {
+            drop_nulls(value);
+        } else if let Some(template) = value.as_object_mut() {
+            template.retain(|key, value| key == "trialSpec" || !value.is_null());
+            for (key, value) in template.iter_mut() {
+                if key != "trialSpec" {
+                    drop_nulls(value);
+                }
+            }
+        }
+    }
+    spec.retain(|_, value| !value.is_null());
     for key in INTEGER_FIELDS {
         if let Some(value) = spec.get_mut(*key)
             && let Some(integer) = integer(value)
@@ -439,6 +454,18 @@ pub fn from_document(document: &serde_json::Value) -> Result<ExperimentResource,
     }
     resource.metadata.annotations = (!annotations.is_empty()).then_some(annotations);
     Ok(resource)
+}
+
+/// Removes the null fields of every map in `value`, at any depth.
+fn drop_nulls(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            map.retain(|_, value| !value.is_null());
+            map.values_mut().for_each(drop_nulls);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(drop_nulls),
+        _ => {}
+    }
 }
 
 /// tuneflow's own `apiVersion`.
@@ -486,4 +513,101 @@ pub fn crd_yaml() -> Result<String, serde_saphyr::SerializeError> {
         "# The Experiment CustomResourceDefinition, generated from src/operator/resource.rs \
          by `tuneflow crd`.\n# Do not edit: run `cargo run -- crd > deploy/crd.yaml`.\n{yaml}"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn katib_document() -> serde_json::Value {
+        json!({
+            "apiVersion": "kubeflow.org/v1beta1",
+            "kind": "Experiment",
+            "metadata": {"name": "k", "namespace": "ns", "labels": {"tier": 2},
+                         "annotations": {"note": true}},
+            "spec": {
+                "objective": {"type": "minimize", "goal": null, "objectiveMetricName": "loss"},
+                "algorithm": {"algorithmName": "random"},
+                "maxTrialCount": "4",
+                "parallelTrialCount": 2.0,
+                "resumePolicy": null,
+                "parameters": [{"name": "lr", "parameterType": "double",
+                                "feasibleSpace": {"min": "0.01", "max": "0.1", "step": null}}],
+                "trialTemplate": {
+                    "primaryContainerName": "main",
+                    "retain": null,
+                    "trialParameters": [{"name": "lr", "reference": "lr"}],
+                    "trialSpec": {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
+                        "containers": [{"name": "main", "image": "python", "resources": null,
+                                        "command": ["python", "--lr=${trialParameters.lr}"]}],
+                        "restartPolicy": "Never"}}}}
+                }
+            }
+        })
+    }
+
+    #[test]
+    fn a_document_becomes_a_resource_and_back() {
+        let resource = from_document(&katib_document()).expect("converts");
+        assert_eq!(resource.metadata.name.as_deref(), Some("k"));
+        assert_eq!(resource.metadata.namespace.as_deref(), Some("ns"));
+        let labels = resource.metadata.labels.clone().expect("labels");
+        assert_eq!(labels.get("tier").map(String::as_str), Some("2"));
+        let annotations = resource.metadata.annotations.clone().expect("annotations");
+        assert_eq!(annotations.get("note").map(String::as_str), Some("true"));
+        assert_eq!(
+            annotations.get(SOURCE_API_VERSION).map(String::as_str),
+            Some("kubeflow.org/v1beta1")
+        );
+        // Integers written otherwise become integers; nulls go, except in the manifest.
+        assert_eq!(resource.spec.max_trial_count, Some(4));
+        assert_eq!(resource.spec.parallel_trial_count, Some(2));
+        assert_eq!(resource.spec.resume_policy, None);
+        let objective = resource.spec.objective.clone().expect("objective");
+        assert!(objective.get("goal").is_none());
+        let template = resource.spec.trial_template.clone().expect("template");
+        assert!(template.get("retain").is_none());
+        assert!(
+            template["trialSpec"]["spec"]["template"]["spec"]["containers"][0]["resources"]
+                .is_null()
+        );
+        assert!(
+            template["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
+                .as_object()
+                .is_some_and(|c| c.contains_key("resources"))
+        );
+
+        let back: serde_json::Value = serde_json::from_str(&document(&resource)).expect("JSON");
+        assert_eq!(back["apiVersion"], "kubeflow.org/v1beta1");
+        assert_eq!(back["metadata"], json!({"name": "k", "namespace": "ns"}));
+        assert_eq!(back["spec"]["maxTrialCount"], 4);
+    }
+
+    #[test]
+    fn a_native_document_drops_a_stale_source_annotation() {
+        let mut document = katib_document();
+        document["apiVersion"] = "tuneflow.dev/v1alpha1".into();
+        document["metadata"]["annotations"] = json!({SOURCE_API_VERSION: "kubeflow.org/v1beta1"});
+        let resource = from_document(&document).expect("converts");
+        assert_eq!(resource.metadata.annotations, None);
+        assert!(self::document(&resource).contains("\"apiVersion\":\"tuneflow.dev/v1alpha1\""));
+    }
+
+    #[test]
+    fn documents_without_a_name_or_spec_are_refused() {
+        let mut document = katib_document();
+        document["metadata"] = json!({"namespace": "ns"});
+        assert_eq!(
+            from_document(&document).err().as_deref(),
+            Some("the document has no metadata.name")
+        );
+        let mut document = katib_document();
+        document["spec"] = json!([1]);
+        assert_eq!(
+            from_document(&document).err().as_deref(),
+            Some("the document has no spec")
+        );
+    }
 }

@@ -132,9 +132,15 @@ pub fn x_experiment(name: &str, limits: &str, template: &str) -> String {
     experiment(name, &body)
 }
 
-/// The shared Katib examples (`shared/` beside the repository).
+/// The shared Katib examples (`shared/` beside the repository, or beside one of its
+/// ancestors, so that a git worktree elsewhere finds them too).
 pub fn katib_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/katib")
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .map(|dir| dir.join("shared").join("katib"))
+        .find(|dir| dir.is_dir())
+        .unwrap_or_else(|| manifest.join("../shared/katib"))
 }
 
 /// True when a process exists and is not a zombie.

@@ -189,20 +189,27 @@ impl Trial<'_> {
             let job = snapshot
                 .job
                 .filter(|job| job.metadata.uid.as_deref() == Some(self.uid.as_str()));
+            let pod = status::current_pod(&snapshot.pods, &self.uid, &self.built.container);
+            if let Some(pod) = &pod {
+                self.follow_log(pod);
+            }
             match &job {
                 Some(job) => {
                     seen = true;
                     if let Some(finished) = status::finished(job, &self.conditions) {
+                        if self.followed.is_none() {
+                            // The pod's whole life passed while the pod watch was down (a
+                            // relist shows only the end): read its log from the API.
+                            self.follow_listed_pod().await;
+                        }
                         return Outcome::Finished(finished);
                     }
                 }
                 None if seen && snapshot.synced => return Outcome::Vanished,
                 None => {}
             }
-            let pod = status::current_pod(&snapshot.pods, &self.uid, &self.built.container);
             let mut stuck_until = None;
             if let Some(pod) = &pod {
-                self.follow_log(pod);
                 match pod.container.stuck() {
                     Some((reason, message)) => {
                         let since = *stuck_since.get_or_insert_with(Instant::now);
@@ -270,6 +277,29 @@ impl Trial<'_> {
             pod_uid: pod.uid.clone(),
             done,
         });
+    }
+
+    /// Follows the log of the Job's latest pod as listed by the API server (not the watch).
+    async fn follow_listed_pod(&mut self) {
+        let selector = format!("job-name={}", self.built.name);
+        let listed = self
+            .pods
+            .list(&kube::api::ListParams::default().labels(&selector))
+            .await;
+        match listed {
+            Ok(list) => {
+                let pods: Vec<std::sync::Arc<Pod>> =
+                    list.items.into_iter().map(std::sync::Arc::new).collect();
+                if let Some(pod) = status::current_pod(&pods, &self.uid, &self.built.container) {
+                    self.follow_log(&pod);
+                }
+            }
+            Err(e) => tracing::warn!(
+                "cannot list the pods of Job {}/{} to read its log: {e}",
+                self.built.namespace,
+                self.built.name
+            ),
+        }
     }
 
     fn stuck_message(&self, reason: &str, message: &str) -> String {
