@@ -820,3 +820,30 @@ async fn the_native_kubernetes_example_runs_through_the_binary() {
     }
     assert!(bench.jobs("ml").is_empty(), "finished Jobs are deleted");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_that_rbac_refuses_fails_the_trial_instead_of_hanging() {
+    let bench = Bench::new().await;
+    bench.kube.simulate_jobs(|_| script(&[], Outcome::Hang));
+    let executor = bench.executor(|_| {});
+    let revoke = async {
+        until("the pod runs", || bench.pods("default").len() == 1).await;
+        bench.kube.forbid_namespace("default");
+        bench.kube.close_watches();
+    };
+    let ((exit, _), ()) = tokio::join!(
+        run(
+            &executor,
+            bench.job("mnist-0015", native()),
+            CancellationToken::new()
+        ),
+        revoke
+    );
+    let TrialExit::Failed(message) = exit else {
+        panic!("expected a failure, got {exit:?}");
+    };
+    assert!(
+        message.contains("may not list and watch") && message.contains("\"default\""),
+        "{message}"
+    );
+}

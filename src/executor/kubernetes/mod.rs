@@ -149,7 +149,8 @@ enum Outcome {
     Finished(Finished),
     Cancelled,
     TimedOut(Duration),
-    /// The container could not start; the message says why.
+    /// The container could not start, or the trial cannot be followed (its watches are
+    /// forbidden); the message says why.
     Stuck(String),
     /// The Job disappeared before it finished.
     Vanished,
@@ -186,6 +187,10 @@ impl Trial<'_> {
         let mut unseen_pause = UNSEEN_CHECK;
         loop {
             let snapshot = self.subscription.snapshot();
+            if let Some(refused) = snapshot.forbidden {
+                // Without its watches the trial cannot be followed: stop it rather than hang.
+                return Outcome::Stuck(refused);
+            }
             let job = snapshot
                 .job
                 .filter(|job| job.metadata.uid.as_deref() == Some(self.uid.as_str()));

@@ -108,6 +108,8 @@ struct State {
     jobs: Mirror<Job>,
     pods: Mirror<Pod>,
     subscribers: HashMap<String, Arc<Notify>>,
+    /// Why a watch is refused (403), while it is.
+    forbidden: Option<String>,
 }
 
 impl State {
@@ -182,8 +184,25 @@ async fn mirror<K>(
                 if failing {
                     tracing::info!("watching {kind}s in namespace {namespace} again");
                     failing = false;
+                    lock(&state).forbidden = None;
                 }
                 event
+            }
+            Err(e) if forbidden(&e).is_some() => {
+                let message = format!(
+                    "tuneflow may not list and watch {kind}s in namespace \"{namespace}\" (403 \
+                     Forbidden: {}): grant the account it runs as get, list and watch on them \
+                     there (see deploy/rbac.yaml)",
+                    forbidden(&e).unwrap_or_default()
+                );
+                if !failing {
+                    tracing::warn!("{message}");
+                    failing = true;
+                }
+                let mut guard = lock(&state);
+                guard.forbidden = Some(message);
+                guard.wake_all();
+                continue;
             }
             Err(e) => {
                 // Logged once per outage; the watcher retries with backoff.
@@ -249,6 +268,21 @@ async fn mirror<K>(
     }
 }
 
+/// The API server's message when a watch error is a `403 Forbidden`.
+fn forbidden(error: &watcher::Error) -> Option<String> {
+    match error {
+        watcher::Error::InitialListFailed(kube::Error::Api(status))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(status))
+        | watcher::Error::WatchFailed(kube::Error::Api(status))
+            if status.code == 403 =>
+        {
+            Some(status.message.clone())
+        }
+        watcher::Error::WatchError(status) if status.code == 403 => Some(status.message.clone()),
+        _ => None,
+    }
+}
+
 /// Drops what the executor never reads and a mirror of thousands of pods would keep for
 /// nothing: the field managers' bookkeeping.
 fn slim<K: Resource>(mut object: K) -> K {
@@ -272,6 +306,8 @@ pub struct Snapshot {
     pub pods: Vec<Arc<Pod>>,
     /// Both watches have listed the namespace at least once.
     pub synced: bool,
+    /// Why a watch of the namespace is refused (RBAC), while it is.
+    pub forbidden: Option<String>,
 }
 
 impl Subscription {
@@ -288,6 +324,7 @@ impl Subscription {
             job,
             pods: state.pods.of(&self.trial),
             synced: state.jobs.synced && state.pods.synced,
+            forbidden: state.forbidden.clone(),
         }
     }
 
