@@ -308,6 +308,13 @@ async fn failing_pods_fail_trials_and_then_the_experiment() {
         .expect("a condition");
     assert_eq!(failed["type"], "Failed");
     assert!(!failed["reason"].as_str().unwrap_or_default().is_empty());
+    wait_for("a TrialFailed event", || {
+        event_reasons(&kube)
+            .iter()
+            .any(|r| r == "TrialFailed")
+            .then_some(())
+    })
+    .await;
     let experiment = store
         .experiment("team.broken")
         .await

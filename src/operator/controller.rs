@@ -217,7 +217,15 @@ async fn apply(
     let mut active = context.runs.current(&uid).is_some();
     if let Some(stored) = stored {
         let trials = context.store.trials(stored.id).await?;
+        let failed_before = status.trials_failed;
         status::update_from_store(&mut status, &stored, &trials);
+        if status.trials_failed > failed_before
+            && let Some(note) = status::latest_failure(&trials, status.trials_failed)
+        {
+            context
+                .event(resource, EventType::Warning, "TrialFailed", Some(&note))
+                .await;
+        }
         if let Some(ended) = context.runs.take_finished(&uid) {
             active = false;
             if let Err(message) = ended {

@@ -7,7 +7,7 @@
 
 use crate::engine::rules::{Counts, best_trial};
 use crate::spec::ExperimentSpec;
-use crate::store::{Experiment, ExperimentState, Trial};
+use crate::store::{Experiment, ExperimentState, Trial, TrialState};
 use crate::summary::{parameters, timestamp};
 
 use super::resource::{
@@ -137,6 +137,21 @@ pub fn update_from_store(status: &mut ExperimentStatus, experiment: &Experiment,
             );
         }
     }
+}
+
+/// A note on the most recently finished failed trial (Failed or MetricsUnavailable), for an
+/// event: `failed` trials failed in all.
+pub fn latest_failure(trials: &[Trial], failed: u64) -> Option<String> {
+    let trial = trials
+        .iter()
+        .filter(|t| matches!(t.state, TrialState::Failed | TrialState::MetricsUnavailable))
+        .max_by_key(|t| t.completed_at)?;
+    Some(format!(
+        "trial {} {}: {} ({failed} failed so far)",
+        trial.name,
+        trial.state,
+        trial.message.as_deref().unwrap_or("no message")
+    ))
 }
 
 /// Katib's `currentOptimalTrial` for `trial`.
