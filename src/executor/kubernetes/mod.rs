@@ -286,6 +286,13 @@ impl Trial<'_> {
 
     /// Follows the log of the Job's latest pod as listed by the API server (not the watch).
     async fn follow_listed_pod(&mut self) {
+        if let Some(pod) = self.listed_pod().await {
+            self.follow_log(&pod);
+        }
+    }
+
+    /// The Job's latest pod as listed by the API server (not the watch, which may lag).
+    async fn listed_pod(&self) -> Option<PodView> {
         let selector = format!("job-name={}", self.built.name);
         let listed = self
             .pods
@@ -295,15 +302,16 @@ impl Trial<'_> {
             Ok(list) => {
                 let pods: Vec<std::sync::Arc<Pod>> =
                     list.items.into_iter().map(std::sync::Arc::new).collect();
-                if let Some(pod) = status::current_pod(&pods, &self.uid, &self.built.container) {
-                    self.follow_log(&pod);
-                }
+                status::current_pod(&pods, &self.uid, &self.built.container)
             }
-            Err(e) => tracing::warn!(
-                "cannot list the pods of Job {}/{} to read its log: {e}",
-                self.built.namespace,
-                self.built.name
-            ),
+            Err(e) => {
+                tracing::warn!(
+                    "cannot list the pods of Job {}/{}: {e}",
+                    self.built.namespace,
+                    self.built.name
+                );
+                None
+            }
         }
     }
 
@@ -366,9 +374,15 @@ impl Trial<'_> {
     }
 
     /// The primary container's exit code, if its pod says.
-    fn exit_code(&self) -> Option<i32> {
+    async fn exit_code(&self) -> Option<i32> {
         let snapshot = self.subscription.snapshot();
-        match status::current_pod(&snapshot.pods, &self.uid, &self.built.container)?.container {
+        let watched = status::current_pod(&snapshot.pods, &self.uid, &self.built.container);
+        let pod = match watched {
+            Some(pod) if matches!(pod.container, Container::Terminated(_)) => Some(pod),
+            // The pod watch may not have caught up with the Job's: ask the API server.
+            _ => self.listed_pod().await,
+        };
+        match pod?.container {
             Container::Terminated(code) => Some(code),
             _ => None,
         }
@@ -461,7 +475,7 @@ impl Executor for KubernetesExecutor {
                     {
                         TrialExit::TimedOut(job.timeout.unwrap_or_default())
                     }
-                    Finished::Failed(reason) => match trial.exit_code() {
+                    Finished::Failed(reason) => match trial.exit_code().await {
                         Some(code) if code != 0 => TrialExit::Exited(code),
                         _ => TrialExit::Failed(reason),
                     },
