@@ -494,8 +494,15 @@ def launch(args):
     for i in range(n):
         name = f"exp-{i:03d}"
         t = now() - t0
-        status, body = api.request("POST", f"{GROUP_PATH}/namespaces/{NS}/experiments",
-                                   experiment(name, p, p, seed=i + 1))
+        try:
+            status, body = api.request("POST", f"{GROUP_PATH}/namespaces/{NS}/experiments",
+                                       experiment(name, p, p, seed=i + 1))
+        except OSError as e:
+            # The API server stopped answering (seen at 100 x 30): record it, stop posting,
+            # and still report what happened so far.
+            post_errors.append(f"{name}: {e}")
+            print(f"[launch] POST {name} failed: {e}; not posting the rest", file=sys.stderr)
+            break
         with lock:
             e = exps.setdefault(name, {"posted": None, "succeeded": None})
             e["posted"] = t
