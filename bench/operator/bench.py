@@ -511,6 +511,7 @@ def launch(args):
         if status != 201:
             post_errors.append(f"{name}: {status} {body}")
     posted_all = now() - t0
+    n_posted = sum(1 for e in exps.values() if e.get("posted") is not None)
     print(f"[launch] posted {n} experiments in {posted_all:.2f} s", file=sys.stderr)
 
     deadline = now() + args.timeout
@@ -525,7 +526,7 @@ def launch(args):
                   f"{running}/{total}, experiments finished {done}/{n}, Jobs existing {existing}",
                   file=sys.stderr)
             last = (created, running, done)
-        if done == n and existing == 0:
+        if done == n_posted and existing == 0:
             break
         if op.p.poll() is not None:
             print("[launch] the operator exited!", file=sys.stderr)
