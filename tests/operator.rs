@@ -547,7 +547,7 @@ async fn an_invalid_spec_fails_with_the_field_and_runs_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raising_max_trial_count_on_a_live_resource_takes_effect() {
     let kube = FakeKube::start().await;
-    kube.simulate_jobs(|job| script(job, 2, Duration::from_millis(100), Outcome::Succeed));
+    kube.simulate_jobs(|job| script(job, 3, Duration::from_millis(200), Outcome::Succeed));
     let dir = tempfile::tempdir().expect("a temporary directory");
     let store = open_store(dir.path()).await;
     let operator = Operator::start(&kube, store, dir.path());
@@ -564,8 +564,12 @@ async fn raising_max_trial_count_on_a_live_resource_takes_effect() {
     )
     .await
     .expect("patch");
-    let finished = state_is(&kube, "growing", "Succeeded").await;
-    assert_eq!(finished["trials"], 4, "{finished:#}");
+    // The edit reaches the running experiment (or, if it finished first, starts it again).
+    wait_for("four trials and Succeeded", || {
+        let now = status(&kube, "growing");
+        (now["trials"] == 4 && now["state"] == "Succeeded").then_some(())
+    })
+    .await;
     assert_eq!(kube.count("POST", "jobs"), 4);
 
     // Raising it again on the finished experiment runs the extra trials.
