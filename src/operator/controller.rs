@@ -40,6 +40,9 @@ pub const EXPERIMENT_LABEL: &str = "tuneflow.dev/experiment";
 /// How often a running experiment's status is refreshed without other news.
 const REFRESH: Duration = Duration::from_secs(5);
 
+/// The shortest time between two status refreshes of a running experiment.
+const STATUS_INTERVAL: Duration = Duration::from_secs(1);
+
 /// What can go wrong reconciling (retried with backoff by [`error_policy`]).
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
@@ -213,8 +216,16 @@ async fn apply(
     }
 
     status.observed_generation = Some(generation);
-    let stored = context.store.experiment(&spec.name).await?;
     let mut active = context.runs.current(&uid).is_some();
+    // A running experiment's Jobs change all the time; its status (which reads every trial
+    // from the store) is refreshed at most once per STATUS_INTERVAL, and always at the end.
+    if active
+        && resource.status.as_ref().and_then(|s| s.observed_generation) == Some(generation)
+        && let Some(wait) = context.runs.throttle(&uid, STATUS_INTERVAL)
+    {
+        return Ok(Action::requeue(wait));
+    }
+    let stored = context.store.experiment(&spec.name).await?;
     if let Some(stored) = stored {
         let trials = context.store.trials(stored.id).await?;
         let failed_before = status.trials_failed;

@@ -34,9 +34,6 @@ use controller::{EXPERIMENT_LABEL, error_policy, reconcile};
 use resource::ExperimentResource;
 use runs::Runs;
 
-/// How long events about one Experiment are gathered before it is reconciled.
-const RECONCILE_DEBOUNCE: Duration = Duration::from_millis(500);
-
 /// Builds the executor that runs one Experiment's trials (Jobs owned by the resource).
 pub trait ExecutorFactory: Send + Sync {
     /// The executor for `resource`'s trials.
@@ -219,9 +216,6 @@ async fn run_controller(config: OperatorConfig, stop: CancellationToken) {
     };
     tracing::info!(namespace = ?config.namespace, "watching Experiments");
     Controller::new(experiments, watcher::Config::default())
-        // A burst of Job events (30 trials starting) reconciles once: each reconcile reads
-        // the experiment's trials from the store to write its status.
-        .with_config(kube::runtime::controller::Config::default().debounce(RECONCILE_DEBOUNCE))
         .owns(jobs, watcher::Config::default().labels(EXPERIMENT_LABEL))
         .reconcile_on(woken)
         .graceful_shutdown_on(stop.cancelled_owned())

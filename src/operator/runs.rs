@@ -50,6 +50,7 @@ pub struct RunInfo {
 }
 
 struct Entry {
+    refreshed: Option<std::time::Instant>,
     spec: ExperimentSpec,
     generation: i64,
     updates: watch::Sender<SpecUpdate>,
@@ -105,6 +106,22 @@ impl Runs {
             entry.generation = generation;
             entry.updates.send_replace(SpecUpdate { spec, document });
         }
+    }
+
+    /// `None` when the status of the run of `uid` may be refreshed now (and notes that it
+    /// is), else how long until it may: at most once per `interval`.
+    pub fn throttle(&self, uid: &str, interval: Duration) -> Option<Duration> {
+        let mut entries = lock(&self.entries);
+        let entry = entries.get_mut(uid)?;
+        let now = std::time::Instant::now();
+        if let Some(last) = entry.refreshed {
+            let since = now.duration_since(last);
+            if since < interval {
+                return Some(interval - since);
+            }
+        }
+        entry.refreshed = Some(now);
+        None
     }
 
     /// Notes that `generation` of `uid` was refused, so it is not refused again.
@@ -170,6 +187,7 @@ impl Runs {
         entries.insert(
             start.uid,
             Entry {
+                refreshed: None,
                 spec: start.spec,
                 generation: start.generation,
                 updates,
