@@ -235,6 +235,11 @@ impl FakeKube {
         }
     }
 
+    /// The stored object, shared (no copy).
+    pub(crate) fn get_arc(&self, gvr: &Gvr, namespace: &str, name: &str) -> Option<Arc<Value>> {
+        lock(&self.inner.store).get(gvr, namespace, name)
+    }
+
     /// An object, or `None`.
     pub fn get(&self, gvr: &Gvr, namespace: &str, name: &str) -> Option<Value> {
         lock(&self.inner.store)
@@ -293,11 +298,20 @@ impl FakeKube {
     /// defaults, status reset), as a `POST` would, but without HTTP. Jobs created this way are
     /// simulated like Jobs created through the API.
     pub fn create(&self, gvr: &Gvr, namespace: &str, obj: Value) -> Result<Value, ApiError> {
+        self.create_arc(gvr, namespace, obj).map(|v| (*v).clone())
+    }
+
+    pub(crate) fn create_arc(
+        &self,
+        gvr: &Gvr,
+        namespace: &str,
+        obj: Value,
+    ) -> Result<Arc<Value>, ApiError> {
         let created = self.apply(|s| s.create(gvr, namespace, obj, true))?;
         if *gvr == gvr::JOBS {
             jobs::on_api_create(self, &created);
         }
-        Ok((*created).clone())
+        Ok(created)
     }
 
     /// Replaces an object's `.status` (emits `MODIFIED` unless unchanged).
