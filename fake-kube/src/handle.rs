@@ -369,7 +369,10 @@ impl FakeKube {
             .map(|v| (*v).clone())
     }
 
-    /// Appends a line to a container's log (followers receive it at once).
+    /// Appends a line to a container's log (followers receive it at once). Reading it through
+    /// the API needs the Pod to exist with that container not waiting (its
+    /// `status.containerStatuses` entry running or terminated), as on a real kubelet;
+    /// [`FakeKube::start_pod_for_job`] and the Job simulation set that up.
     pub fn append_log(&self, namespace: &str, pod: &str, container: &str, line: &str) {
         self.inner.logs.append(namespace, pod, container, line);
     }
