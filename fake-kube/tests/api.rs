@@ -762,3 +762,49 @@ async fn server_side_apply_conflicts_between_managers() {
         "a"
     );
 }
+
+#[tokio::test]
+async fn delete_collection_and_preconditions() {
+    let kube = FakeKube::start().await;
+    let leases: Api<Lease> = Api::namespaced(kube.client("ns"), "ns");
+    for name in ["a", "b", "c"] {
+        let mut l = lease(name);
+        l.metadata.labels = Some(
+            [(
+                "group".to_string(),
+                if name == "c" { "keep" } else { "drop" }.to_string(),
+            )]
+            .into(),
+        );
+        leases
+            .create(&PostParams::default(), &l)
+            .await
+            .expect("create");
+    }
+    let stale = DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            uid: Some("not-the-uid".into()),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    let e = leases.delete("a", &stale).await.expect_err("precondition");
+    assert_eq!(code(&e), (409, "Conflict".into()));
+    leases
+        .delete_collection(
+            &DeleteParams::default(),
+            &ListParams::default().labels("group=drop"),
+        )
+        .await
+        .expect("delete collection");
+    let left: Vec<String> = kube
+        .list(&LEASES, Some("ns"))
+        .iter()
+        .map(|l| l["metadata"]["name"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(left, ["c"]);
+    let recorded = kube.requests();
+    assert!(recorded.iter().any(|r| r.method == "DELETE"
+        && r.path == "/apis/coordination.k8s.io/v1/namespaces/ns/leases"
+        && r.query.contains("labelSelector=group%3Ddrop")));
+}
