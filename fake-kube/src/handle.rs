@@ -60,6 +60,14 @@ pub struct FakeKube {
     pub(crate) inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for FakeKube {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeKube")
+            .field("url", &self.url())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Options for [`FakeKube`]: port, status subresources, history size, bookmark interval.
 #[derive(Clone, Debug)]
 pub struct Builder {
