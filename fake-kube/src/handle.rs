@@ -60,6 +60,14 @@ pub struct FakeKube {
     pub(crate) inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for FakeKube {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeKube")
+            .field("url", &self.url())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Options for [`FakeKube`]: port, status subresources, history size, bookmark interval.
 #[derive(Clone, Debug)]
 pub struct Builder {
@@ -235,6 +243,11 @@ impl FakeKube {
         }
     }
 
+    /// The stored object, shared (no copy).
+    pub(crate) fn get_arc(&self, gvr: &Gvr, namespace: &str, name: &str) -> Option<Arc<Value>> {
+        lock(&self.inner.store).get(gvr, namespace, name)
+    }
+
     /// An object, or `None`.
     pub fn get(&self, gvr: &Gvr, namespace: &str, name: &str) -> Option<Value> {
         lock(&self.inner.store)
@@ -293,11 +306,20 @@ impl FakeKube {
     /// defaults, status reset), as a `POST` would, but without HTTP. Jobs created this way are
     /// simulated like Jobs created through the API.
     pub fn create(&self, gvr: &Gvr, namespace: &str, obj: Value) -> Result<Value, ApiError> {
+        self.create_arc(gvr, namespace, obj).map(|v| (*v).clone())
+    }
+
+    pub(crate) fn create_arc(
+        &self,
+        gvr: &Gvr,
+        namespace: &str,
+        obj: Value,
+    ) -> Result<Arc<Value>, ApiError> {
         let created = self.apply(|s| s.create(gvr, namespace, obj, true))?;
         if *gvr == gvr::JOBS {
             jobs::on_api_create(self, &created);
         }
-        Ok((*created).clone())
+        Ok(created)
     }
 
     /// Replaces an object's `.status` (emits `MODIFIED` unless unchanged).
@@ -355,7 +377,10 @@ impl FakeKube {
             .map(|v| (*v).clone())
     }
 
-    /// Appends a line to a container's log (followers receive it at once).
+    /// Appends a line to a container's log (followers receive it at once). Reading it through
+    /// the API needs the Pod to exist with that container not waiting (its
+    /// `status.containerStatuses` entry running or terminated), as on a real kubelet;
+    /// [`FakeKube::start_pod_for_job`] and the Job simulation set that up.
     pub fn append_log(&self, namespace: &str, pod: &str, container: &str, line: &str) {
         self.inner.logs.append(namespace, pod, container, line);
     }

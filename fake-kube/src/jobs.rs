@@ -319,8 +319,8 @@ fn update_pod_status(
     let _ = k.apply(|s| {
         s.update(&PODS, ns, pod, Some("status"), true, |cur| {
             let mut v = cur.clone();
-            let spec = cur.get("spec").cloned().unwrap_or(Value::Null);
-            f(&spec, obj_mut(child_mut(&mut v, "status")));
+            let spec = cur.get("spec").unwrap_or(&Value::Null);
+            f(spec, obj_mut(child_mut(&mut v, "status")));
             Ok(v)
         })
     });
@@ -373,7 +373,7 @@ fn container_statuses(spec: &Value, state: impl Fn(&str) -> Value, ready: bool) 
 
 /// The Pods of a Job, by its `controller-uid` label.
 pub(crate) fn pods_of(k: &FakeKube, ns: &str, job: &str) -> Vec<Value> {
-    let Some(j) = k.get(&JOBS, ns, job) else {
+    let Some(j) = k.get_arc(&JOBS, ns, job) else {
         return Vec::new();
     };
     let uid = str_at(&j, "/metadata/uid").unwrap_or("");
@@ -394,7 +394,7 @@ fn pod_done(p: &Value) -> bool {
 /// Creates a Pending Pod for a Job and marks the Job active. Returns the Pod's name.
 pub(crate) fn create_pod(k: &FakeKube, ns: &str, job: &str) -> Result<String, ApiError> {
     let j = k
-        .get(&JOBS, ns, job)
+        .get_arc(&JOBS, ns, job)
         .ok_or_else(|| ApiError::not_found(&JOBS, job))?;
     let uid = str_at(&j, "/metadata/uid").unwrap_or("").to_string();
     let template = j.pointer("/spec/template").cloned().unwrap_or(Value::Null);
@@ -495,7 +495,7 @@ pub(crate) fn set_pod_running(k: &FakeKube, ns: &str, pod: &str) {
         );
     });
     if let Some(job) = k
-        .get(&PODS, ns, pod)
+        .get_arc(&PODS, ns, pod)
         .and_then(|p| str_at(&p, "/metadata/labels/job-name").map(str::to_string))
     {
         let _ = update_job_status(k, ns, &job, |st| {
@@ -589,7 +589,7 @@ pub(crate) fn finish(
     exit_code: i32,
     reason: &str,
 ) -> Result<(), ApiError> {
-    if k.get(&JOBS, ns, job).is_none() {
+    if k.get_arc(&JOBS, ns, job).is_none() {
         return Err(ApiError::not_found(&JOBS, job));
     }
     for p in pods_of(k, ns, job).iter().filter(|p| !pod_done(p)) {
@@ -678,7 +678,7 @@ fn resume(k: &FakeKube, ns: &str, job: &str) {
     let _ = update_job_status(k, ns, job, |st| {
         set_condition(st, "Suspended", "False", "JobResumed", "Job resumed", &now);
     });
-    if let (Some(b), Some(j)) = (k.inner.jobs.behaviour(), k.get(&JOBS, ns, job)) {
+    if let (Some(b), Some(j)) = (k.inner.jobs.behaviour(), k.get_arc(&JOBS, ns, job)) {
         let script = b(&j);
         spawn(k, ns.to_string(), job.to_string(), script);
     }
@@ -715,7 +715,7 @@ fn spawn(k: &FakeKube, ns: String, job: String, script: JobScript) {
 
 async fn simulate(k: &FakeKube, ns: &str, job: &str, script: JobScript, pod_gone: &Notify) {
     let spec = k
-        .get(&JOBS, ns, job)
+        .get_arc(&JOBS, ns, job)
         .and_then(|j| j.get("spec").cloned())
         .unwrap_or(Value::Null);
     let seconds = |field: &str| {
@@ -795,7 +795,7 @@ async fn attempt(k: &FakeKube, ns: &str, script: &JobScript, pod: &str) -> Attem
         .container
         .clone()
         .or_else(|| {
-            k.get(&PODS, ns, pod)
+            k.get_arc(&PODS, ns, pod)
                 .and_then(|p| p.get("spec").map(container_names))
                 .and_then(|names| names.into_iter().next())
         })

@@ -142,16 +142,12 @@ async fn dispatch(
         watch,
     });
     if k.inner.unavailable.load(Ordering::SeqCst) {
-        let mut r = error_response(&ApiError::new(
+        // No Retry-After: kube would wait that long (a second at least) before retrying.
+        return error_response(&ApiError::new(
             503,
             "ServiceUnavailable",
             "the server is currently unable to handle the request",
         ));
-        r.headers_mut().insert(
-            header::RETRY_AFTER,
-            axum::http::HeaderValue::from_static("1"),
-        );
-        return r;
     }
     match path.as_str() {
         "/healthz" | "/readyz" | "/livez" => {
@@ -195,9 +191,12 @@ async fn dispatch(
         }
         (&Method::GET, None, None) if watch => return watch_stream(&k, &t, &q),
         (&Method::GET, Some(name), _) => get(&k, &t, name),
-        (&Method::GET, None, None) => list(&k, &t, &q),
+        (&Method::GET, None, None) => match list(&k, &t, &q) {
+            Ok(r) => return r,
+            Err(e) => Err(e),
+        },
         (&Method::POST, None, None) => create(&k, &t, &body),
-        (&Method::PUT, Some(name), sub) => replace(&k, &t, name, sub, &body),
+        (&Method::PUT, Some(name), sub) => replace(&k, &t, name, sub, &q, &body),
         (&Method::PATCH, Some(name), sub) => patch(&k, &t, name, sub, &headers, &q, &body),
         (&Method::DELETE, Some(name), None) => delete(&k, &t, name, &q, &body),
         (&Method::DELETE, None, None) => delete_collection(&k, &t, &q, &body),
@@ -239,7 +238,7 @@ fn forbidden(k: &FakeKube, t: &Target, ns: &str, verb: &str) -> ApiError {
     e
 }
 
-type Answer = Result<(u16, Value), ApiError>;
+type Answer = Result<(u16, Arc<Value>), ApiError>;
 
 fn ns_of(t: &Target) -> &str {
     t.ns.as_deref().unwrap_or("")
@@ -253,7 +252,7 @@ fn get(k: &FakeKube, t: &Target, name: &str) -> Answer {
             "the server could not find the requested resource",
         ));
     }
-    k.get(&t.gvr, ns_of(t), name)
+    k.get_arc(&t.gvr, ns_of(t), name)
         .map(|v| (200, v))
         .ok_or_else(|| ApiError::not_found(&t.gvr, name))
 }
@@ -266,7 +265,8 @@ fn selectors(q: &HashMap<String, String>) -> Result<(LabelSelector, FieldSelecto
     Ok((labels, fields))
 }
 
-fn list(k: &FakeKube, t: &Target, q: &HashMap<String, String>) -> Answer {
+/// A list, serialized straight from the shared objects (no copies).
+fn list(k: &FakeKube, t: &Target, q: &HashMap<String, String>) -> Result<Response, ApiError> {
     let (labels, fields) = selectors(q)?;
     let (items, rv, gvr) = {
         let s = lock(&k.inner.store);
@@ -276,16 +276,29 @@ fn list(k: &FakeKube, t: &Target, q: &HashMap<String, String>) -> Answer {
             s.resolve(&t.gvr.group, &t.gvr.version, &t.gvr.resource),
         )
     };
-    let items: Vec<Value> = items.iter().map(|v| (**v).clone()).collect();
+    let head = json!({
+        "kind": format!("{}List", gvr.kind),
+        "apiVersion": gvr.api_version(),
+        "metadata": {"resourceVersion": rv.to_string()},
+    });
+    let mut out = serde_json::to_vec(&head).unwrap_or_default();
+    out.pop(); // the closing brace
+    out.extend_from_slice(b",\"items\":[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        if serde_json::to_writer(&mut out, &**item).is_err() {
+            out.extend_from_slice(b"null");
+        }
+    }
+    out.extend_from_slice(b"]}");
     Ok((
-        200,
-        json!({
-            "kind": format!("{}List", gvr.kind),
-            "apiVersion": gvr.api_version(),
-            "metadata": {"resourceVersion": rv.to_string()},
-            "items": items,
-        }),
-    ))
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        out,
+    )
+        .into_response())
 }
 
 fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
@@ -296,14 +309,28 @@ fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
 
 fn create(k: &FakeKube, t: &Target, body: &[u8]) -> Answer {
     let obj = parse_body(body)?;
-    let created = k.create(&t.gvr, ns_of(t), obj)?;
+    let created = k.create_arc(&t.gvr, ns_of(t), obj)?;
     Ok((201, created))
 }
 
-fn replace(k: &FakeKube, t: &Target, name: &str, sub: Option<&str>, body: &[u8]) -> Answer {
+fn replace(
+    k: &FakeKube,
+    t: &Target,
+    name: &str,
+    sub: Option<&str>,
+    q: &HashMap<String, String>,
+    body: &[u8],
+) -> Answer {
     let obj = parse_body(body)?;
-    let v = k.apply(|s| s.update(&t.gvr, ns_of(t), name, sub, true, |_| Ok(obj)))?;
-    Ok((200, (*v).clone()))
+    let manager = q.get("fieldManager").map_or("unknown", String::as_str);
+    let ns = ns_of(t);
+    let v = k.apply(|s| {
+        let old = s.get(&t.gvr, ns, name);
+        let v = s.update(&t.gvr, ns, name, sub, true, |_| Ok(obj))?;
+        s.note_fields(&t.gvr, ns, name, old.as_deref(), None, manager);
+        Ok::<_, ApiError>(v)
+    })?;
+    Ok((200, v))
 }
 
 /// Applies a JSON patch like the API server (whose library lets a `test` of `null` pass on a
@@ -364,22 +391,30 @@ fn patch(
         .trim()
         .to_string();
     let ns = ns_of(t);
+    let manager = q.get("fieldManager").map_or("unknown", String::as_str);
     match ct.as_str() {
         "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
             let p = parse_body(body)?;
             let v = k.apply(|s| {
-                s.update(&t.gvr, ns, name, sub, true, |cur| {
+                let old = s.get(&t.gvr, ns, name);
+                let v = s.update(&t.gvr, ns, name, sub, true, |cur| {
                     let mut doc = cur.clone();
                     json_patch::merge(&mut doc, &p);
                     Ok(doc)
-                })
+                })?;
+                s.note_fields(&t.gvr, ns, name, old.as_deref(), None, manager);
+                Ok::<_, ApiError>(v)
             })?;
-            Ok((200, (*v).clone()))
+            Ok((200, v))
         }
         "application/json-patch+json" => {
-            let v =
-                k.apply(|s| s.update(&t.gvr, ns, name, sub, true, |cur| json_patch(cur, body)))?;
-            Ok((200, (*v).clone()))
+            let v = k.apply(|s| {
+                let old = s.get(&t.gvr, ns, name);
+                let v = s.update(&t.gvr, ns, name, sub, true, |cur| json_patch(cur, body))?;
+                s.note_fields(&t.gvr, ns, name, old.as_deref(), None, manager);
+                Ok::<_, ApiError>(v)
+            })?;
+            Ok((200, v))
         }
         "application/apply-patch+yaml" => {
             if q.get("fieldManager").is_none_or(String::is_empty) {
@@ -390,24 +425,27 @@ fn patch(
             let p = serde_json::from_slice::<Value>(body).map_err(|e| {
                 ApiError::bad_request(format!("error decoding YAML: the fake API server accepts apply bodies as JSON only: {e}"))
             })?;
-            let exists = k.get(&t.gvr, ns, name).is_some();
+            let force = flag(q, "force");
+            let exists = k.get_arc(&t.gvr, ns, name).is_some();
             if !exists && sub.is_none() {
-                let mut obj = p;
+                let mut obj = p.clone();
                 crate::util::obj_mut(crate::util::child_mut(&mut obj, "metadata"))
                     .insert("name".into(), Value::String(name.to_string()));
-                let created = k.create(&t.gvr, ns, obj)?;
+                let created = k.create_arc(&t.gvr, ns, obj)?;
+                k.apply(|s| s.note_fields(&t.gvr, ns, name, None, Some(&p), manager));
                 return Ok((201, created));
             }
             let v = k.apply(|s| {
-                s.update(&t.gvr, ns, name, sub, true, |cur| {
+                s.check_apply(&t.gvr, ns, name, &p, manager, force)?;
+                let v = s.update(&t.gvr, ns, name, sub, true, |cur| {
                     let mut doc = cur.clone();
-                    let mut p = p;
-                    // Apply configurations carry no resourceVersion precondition unless set.
-                    json_patch::merge(&mut doc, &p.take());
+                    json_patch::merge(&mut doc, &p);
                     Ok(doc)
-                })
+                })?;
+                s.note_fields(&t.gvr, ns, name, None, Some(&p), manager);
+                Ok::<_, ApiError>(v)
             })?;
-            Ok((200, (*v).clone()))
+            Ok((200, v))
         }
         other => Err(ApiError::new(
             415,
@@ -465,15 +503,15 @@ fn delete(
 ) -> Answer {
     let opts = delete_opts(q, body)?;
     match k.apply(|s| s.delete(&t.gvr, ns_of(t), name, &opts))? {
-        Deleted::Pending(v) => Ok((202, (*v).clone())),
-        Deleted::Gone(v) if returns_deleted_object(&t.gvr) => Ok((200, (*v).clone())),
+        Deleted::Pending(v) => Ok((202, v)),
+        Deleted::Gone(v) if returns_deleted_object(&t.gvr) => Ok((200, v)),
         Deleted::Gone(v) => Ok((
             200,
-            json!({
+            Arc::new(json!({
                 "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                 "details": {"name": name, "group": t.gvr.group, "kind": t.gvr.resource,
                             "uid": str_at(&v, "/metadata/uid").unwrap_or("")},
-            }),
+            })),
         )),
     }
 }
@@ -503,10 +541,10 @@ fn delete_collection(k: &FakeKube, t: &Target, q: &HashMap<String, String>, body
     let rv = k.resource_version();
     Ok((
         200,
-        json!({
+        Arc::new(json!({
             "kind": format!("{}List", t.gvr.kind), "apiVersion": t.gvr.api_version(),
             "metadata": {"resourceVersion": rv.to_string()}, "items": items,
-        }),
+        })),
     ))
 }
 
@@ -706,7 +744,7 @@ async fn logs(k: &FakeKube, t: &Target, q: &HashMap<String, String>) -> Response
     let Some(name) = t.name.clone() else {
         return error_response(&ApiError::bad_request("a pod name is required"));
     };
-    let Some(pod) = k.get(&gvr::PODS, &ns, &name) else {
+    let Some(pod) = k.get_arc(&gvr::PODS, &ns, &name) else {
         return error_response(&ApiError::not_found(&gvr::PODS, &name));
     };
     let names = container_names(&pod);

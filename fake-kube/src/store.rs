@@ -125,6 +125,46 @@ pub(crate) struct Store {
     watch_capacity: usize,
     status_subresources: HashSet<String>,
     changes: Vec<Change>,
+    /// Server-side apply field ownership, only for objects that were ever applied:
+    /// (resource key, namespace, name) → field path (`.spec.holderIdentity`) → manager.
+    field_owners: HashMap<(String, String, String), BTreeMap<String, String>>,
+}
+
+/// The leaf fields of an object as dotted paths, without what the server owns.
+fn leaves<'a>(v: &'a Value, prefix: &str, out: &mut Vec<(String, &'a Value)>) {
+    match v.as_object() {
+        Some(m) if !m.is_empty() => {
+            for (k, child) in m {
+                if prefix.is_empty() && matches!(k.as_str(), "apiVersion" | "kind") {
+                    continue;
+                }
+                if prefix == ".metadata"
+                    && matches!(
+                        k.as_str(),
+                        "name"
+                            | "namespace"
+                            | "resourceVersion"
+                            | "uid"
+                            | "creationTimestamp"
+                            | "generation"
+                            | "managedFields"
+                    )
+                {
+                    continue;
+                }
+                leaves(child, &format!("{prefix}.{k}"), out);
+            }
+        }
+        _ => {
+            if !prefix.is_empty() {
+                out.push((prefix.to_string(), v));
+            }
+        }
+    }
+}
+
+fn at_path<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').skip(1).try_fold(v, |cur, seg| cur.get(seg))
 }
 
 fn meta(v: &Value) -> Option<&Map<String, Value>> {
@@ -276,6 +316,7 @@ impl Store {
             watch_capacity: watch_capacity.max(16),
             status_subresources,
             changes: Vec::new(),
+            field_owners: HashMap::new(),
         }
     }
 
@@ -461,6 +502,8 @@ impl Store {
             .objects
             .remove(&(ns.to_string(), name.to_string()))?;
         self.rv += 1;
+        self.field_owners
+            .remove(&(key.clone(), ns.to_string(), name.to_string()));
         let mut last = last.unwrap_or_else(|| (*old).clone());
         let md = child_mut(&mut last, "metadata");
         obj_mut(md).insert("resourceVersion".into(), Value::String(self.rv.to_string()));
@@ -865,6 +908,94 @@ impl Store {
     /// one when the watch has received everything sent so far.
     pub fn bookmark_rv(&self, rx: &broadcast::Receiver<Arc<Event>>) -> Option<u64> {
         rx.is_empty().then_some(self.rv)
+    }
+
+    /// Server-side apply's conflict check: fields of `applied` that another manager owns and
+    /// that would change are conflicts (409) unless `force`.
+    pub fn check_apply(
+        &self,
+        gvr: &Gvr,
+        ns: &str,
+        name: &str,
+        applied: &Value,
+        manager: &str,
+        force: bool,
+    ) -> Result<(), ApiError> {
+        let (Some(owners), Some(cur)) = (
+            self.field_owners
+                .get(&(gvr.key(), ns.to_string(), name.to_string())),
+            self.get(gvr, ns, name),
+        ) else {
+            return Ok(());
+        };
+        if force {
+            return Ok(());
+        }
+        let mut fields = Vec::new();
+        leaves(applied, "", &mut fields);
+        let conflicts: Vec<String> = fields
+            .iter()
+            .filter_map(|(path, v)| {
+                let owner = owners.get(path)?;
+                (owner != manager && at_path(&cur, path) != Some(*v))
+                    .then(|| format!("conflict with \"{owner}\": {path}"))
+            })
+            .collect();
+        if conflicts.is_empty() {
+            return Ok(());
+        }
+        let n = conflicts.len();
+        let mut e = ApiError::conflict(gvr, name, "");
+        e.message = format!(
+            "Apply failed with {n} conflict{}: {}",
+            if n == 1 { "" } else { "s" },
+            conflicts.join("\n")
+        );
+        Err(e)
+    }
+
+    /// Records field ownership after a write: `applied` (server-side apply) makes `manager` own
+    /// every field it names; other writes make it own the fields they changed, on objects that
+    /// take part in server-side apply. Fields that disappeared lose their owner.
+    pub fn note_fields(
+        &mut self,
+        gvr: &Gvr,
+        ns: &str,
+        name: &str,
+        old: Option<&Value>,
+        applied: Option<&Value>,
+        manager: &str,
+    ) {
+        let id = (gvr.key(), ns.to_string(), name.to_string());
+        if applied.is_none() && !self.field_owners.contains_key(&id) {
+            return;
+        }
+        let Some(cur) = self.get(gvr, ns, name) else {
+            return;
+        };
+        let owners = self.field_owners.entry(id).or_default();
+        let mut now = Vec::new();
+        leaves(&cur, "", &mut now);
+        let present: HashSet<&str> = now.iter().map(|(p, _)| p.as_str()).collect();
+        owners.retain(|p, _| present.contains(p.as_str()));
+        match applied {
+            Some(a) => {
+                let mut fields = Vec::new();
+                leaves(a, "", &mut fields);
+                for (p, _) in fields {
+                    if present.contains(p.as_str()) {
+                        owners.insert(p, manager.to_string());
+                    }
+                }
+            }
+            None => {
+                for (p, v) in &now {
+                    if old.and_then(|o| at_path(o, p)) != Some(*v) {
+                        owners.insert(p.clone(), manager.to_string());
+                    }
+                }
+            }
+        }
     }
 
     /// Forgets every resource's history: watches from an older resourceVersion get 410.

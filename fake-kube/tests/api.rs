@@ -681,3 +681,130 @@ async fn forbidden_namespace_and_unavailable_server() {
         .expect("join")
         .expect("retried until available");
 }
+
+#[tokio::test]
+async fn server_side_apply_conflicts_between_managers() {
+    // kube-lease-manager relies on these: two replicas applying a free lease at once must not
+    // both win.
+    let kube = FakeKube::start().await;
+    let leases: Api<Lease> = Api::namespaced(kube.client("ns"), "ns");
+    let take = |who: &str| {
+        json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "leader"},
+               "spec": {"holderIdentity": who, "leaseDurationSeconds": 15}})
+    };
+    leases
+        .patch(
+            "leader",
+            &PatchParams::apply("replica-a"),
+            &Patch::Apply(take("a")),
+        )
+        .await
+        .expect("a takes the lease");
+    let e = leases
+        .patch(
+            "leader",
+            &PatchParams::apply("replica-b"),
+            &Patch::Apply(take("b")),
+        )
+        .await
+        .expect_err("b conflicts");
+    match &e {
+        kube::Error::Api(s) => {
+            assert_eq!((s.code, s.reason.as_str()), (409, "Conflict"));
+            assert!(
+                s.message
+                    .contains("conflict with \"replica-a\": .spec.holderIdentity"),
+                "{}",
+                s.message
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // Applying the same values is no conflict; a forced apply takes the fields over.
+    leases
+        .patch(
+            "leader",
+            &PatchParams::apply("replica-b"),
+            &Patch::Apply(take("a")),
+        )
+        .await
+        .expect("same value");
+    leases
+        .patch(
+            "leader",
+            &PatchParams::apply("replica-b").force(),
+            &Patch::Apply(take("b")),
+        )
+        .await
+        .expect("forced");
+    // Releasing (a strategic patch nulling the fields) frees them for anyone.
+    leases
+        .patch(
+            "leader",
+            &PatchParams {
+                field_manager: Some("replica-b".into()),
+                ..PatchParams::default()
+            },
+            &Patch::Strategic(json!({"spec": {"holderIdentity": null}})),
+        )
+        .await
+        .expect("release");
+    leases
+        .patch(
+            "leader",
+            &PatchParams::apply("replica-a"),
+            &Patch::Apply(take("a")),
+        )
+        .await
+        .expect("a takes the released lease");
+    assert_eq!(
+        kube.get(&LEASES, "ns", "leader").expect("lease")["spec"]["holderIdentity"],
+        "a"
+    );
+}
+
+#[tokio::test]
+async fn delete_collection_and_preconditions() {
+    let kube = FakeKube::start().await;
+    let leases: Api<Lease> = Api::namespaced(kube.client("ns"), "ns");
+    for name in ["a", "b", "c"] {
+        let mut l = lease(name);
+        l.metadata.labels = Some(
+            [(
+                "group".to_string(),
+                if name == "c" { "keep" } else { "drop" }.to_string(),
+            )]
+            .into(),
+        );
+        leases
+            .create(&PostParams::default(), &l)
+            .await
+            .expect("create");
+    }
+    let stale = DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            uid: Some("not-the-uid".into()),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    let e = leases.delete("a", &stale).await.expect_err("precondition");
+    assert_eq!(code(&e), (409, "Conflict".into()));
+    leases
+        .delete_collection(
+            &DeleteParams::default(),
+            &ListParams::default().labels("group=drop"),
+        )
+        .await
+        .expect("delete collection");
+    let left: Vec<String> = kube
+        .list(&LEASES, Some("ns"))
+        .iter()
+        .map(|l| l["metadata"]["name"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(left, ["c"]);
+    let recorded = kube.requests();
+    assert!(recorded.iter().any(|r| r.method == "DELETE"
+        && r.path == "/apis/coordination.k8s.io/v1/namespaces/ns/leases"
+        && r.query.contains("labelSelector=group%3Ddrop")));
+}

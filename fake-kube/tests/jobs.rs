@@ -310,6 +310,14 @@ async fn manual_control_without_simulation() {
 
 #[tokio::test]
 async fn many_jobs_scale() {
+    // FAKE_KUBE_SCALE=100x30 runs the benchmark's shape (namespaces x jobs); the default keeps
+    // the test fast.
+    let scale = std::env::var("FAKE_KUBE_SCALE").unwrap_or_else(|_| "5x20".into());
+    let (namespaces, per_ns) = scale
+        .split_once('x')
+        .and_then(|(a, b)| Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?)))
+        .expect("FAKE_KUBE_SCALE is NxM");
+    let total = namespaces * per_ns;
     let kube = FakeKube::start().await;
     kube.simulate_jobs(|job| {
         JobScript::losses(
@@ -319,13 +327,14 @@ async fn many_jobs_scale() {
         )
     });
     let client = kube.client("default");
+    let start = std::time::Instant::now();
     let mut tasks = Vec::new();
-    for e in 0..10 {
+    for e in 0..namespaces {
         let client = client.clone();
         tasks.push(tokio::spawn(async move {
             let ns = format!("exp-{e}");
             let jobs: Api<Job> = Api::namespaced(client, &ns);
-            for t in 0..20 {
+            for t in 0..per_ns {
                 jobs.create(&PostParams::default(), &job(&format!("trial-{t}"), 0))
                     .await
                     .expect("create");
@@ -335,26 +344,26 @@ async fn many_jobs_scale() {
     for t in tasks {
         t.await.expect("join");
     }
-    for _ in 0..300 {
-        let done = kube
-            .list(&JOBS, None)
+    let created = start.elapsed();
+    let succeeded = |kube: &FakeKube| {
+        kube.list(&JOBS, None)
             .iter()
             .filter(|j| j["status"]["succeeded"] == 1)
-            .count();
-        if done == 200 {
+            .count()
+    };
+    for _ in 0..(total * 10).max(500) {
+        if succeeded(&kube) == total {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(
-        kube.list(&JOBS, None)
-            .iter()
-            .filter(|j| j["status"]["succeeded"] == 1)
-            .count(),
-        200
+    eprintln!(
+        "{total} jobs: created in {created:?}, all succeeded after {:?}",
+        start.elapsed()
     );
-    assert_eq!(kube.list(&PODS, None).len(), 200);
-    assert_eq!(kube.count("POST", "jobs"), 200);
+    assert_eq!(succeeded(&kube), total);
+    assert_eq!(kube.list(&PODS, None).len(), total);
+    assert_eq!(kube.count("POST", "jobs"), total);
 }
 
 #[tokio::test]
