@@ -666,9 +666,9 @@ async fn early_stopping_deletes_the_pruned_trials_jobs() {
     let status = state_is(&kube, "pruning", "Succeeded").await;
     let stopped = status["trialsEarlyStopped"].as_u64().unwrap_or_default();
     assert!(stopped >= 1, "some trial was stopped early: {status:#}");
-    // Every pruned trial's Job was deleted while its pod still ran.
-    assert!(kube.count("DELETE", "jobs") >= stopped as usize);
-    wait_for("all Jobs to go", || {
+    // A pruned trial's run ends without its Job finishing, so only the executor's cancel
+    // deletes that Job: none may be left.
+    wait_for("all Jobs to go, the pruned trials' too", || {
         kube.list(&JOBS, Some(NS)).is_empty().then_some(())
     })
     .await;

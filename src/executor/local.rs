@@ -254,15 +254,7 @@ async fn read_lines<R: AsyncRead + Unpin>(reader: R, lines: mpsc::Sender<Vec<u8>
     loop {
         let (consumed, complete) = match reader.fill_buf().await {
             Ok([]) => break,
-            Ok(buffer) => {
-                let (piece, complete) = match buffer.iter().position(|b| *b == b'\n') {
-                    Some(end) => (&buffer[..=end], true),
-                    None => (buffer, false),
-                };
-                let room = MAX_LINE_BYTES.saturating_sub(line.len());
-                line.extend_from_slice(&piece[..piece.len().min(room)]);
-                (piece.len(), complete)
-            }
+            Ok(buffer) => super::take_line(buffer, &mut line, MAX_LINE_BYTES),
             Err(_) => break,
         };
         reader.consume(consumed);

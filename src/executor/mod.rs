@@ -21,6 +21,20 @@ use tokio_util::sync::CancellationToken;
 
 use crate::spec::{ExperimentSpec, TrialTemplate};
 
+/// Moves the next piece of a line from `buffer` into `line`, keeping at most `cap` bytes of
+/// the line (the rest of an overlong line is dropped). Returns how many bytes of `buffer` it
+/// used, the newline included, and whether the line is complete. The one line-cutting rule of
+/// both executors' output readers.
+pub(crate) fn take_line(buffer: &[u8], line: &mut Vec<u8>, cap: usize) -> (usize, bool) {
+    let (piece, complete) = match buffer.iter().position(|b| *b == b'\n') {
+        Some(end) => (&buffer[..end], true),
+        None => (buffer, false),
+    };
+    let room = cap.saturating_sub(line.len());
+    line.extend_from_slice(&piece[..piece.len().min(room)]);
+    (piece.len() + usize::from(complete), complete)
+}
+
 /// Everything needed to run one trial.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrialJob {

@@ -185,15 +185,7 @@ impl LogFollow {
         loop {
             let (consumed, complete) = match reader.fill_buf().await {
                 Ok([]) => break,
-                Ok(buffer) => {
-                    let (piece, complete) = match buffer.iter().position(|b| *b == b'\n') {
-                        Some(end) => (&buffer[..end], true),
-                        None => (buffer, false),
-                    };
-                    let room = cap.saturating_sub(line.len());
-                    line.extend_from_slice(&piece[..piece.len().min(room)]);
-                    (piece.len() + usize::from(complete), complete)
-                }
+                Ok(buffer) => super::super::take_line(buffer, &mut line, cap),
                 Err(e) => {
                     tracing::debug!("the log stream of pod {} broke: {e}", self.pod);
                     return Ended::Broken;
