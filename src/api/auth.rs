@@ -1,5 +1,5 @@
-//! The bearer token: with `--token`, every request but `GET /healthz` must carry
-//! `Authorization: Bearer TOKEN`.
+//! The bearer token: with `--token`, every request but `GET /healthz` and the dashboard's
+//! static files (which hold no data) must carry `Authorization: Bearer TOKEN`.
 
 use std::sync::Arc;
 
@@ -20,7 +20,7 @@ pub async fn require_token(
     let Some(expected) = state.token.as_deref() else {
         return next.run(request).await;
     };
-    if request.uri().path() == "/healthz" {
+    if request.uri().path() == "/healthz" || super::web::is_page(request.uri().path()) {
         return next.run(request).await;
     }
     let given = request

@@ -75,6 +75,20 @@ impl ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }
 
+    /// 500 `internal`: something on the server's side failed.
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+
+    /// 403 `read_only`: the server refuses every change (`tuneflow dashboard`).
+    pub fn read_only() -> ApiError {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "read_only",
+            "this is a read-only dashboard (`tuneflow dashboard`): it changes nothing; stop an experiment with `tuneflow stop EXP --store URL`, or through `tuneflow serve`",
+        )
+    }
+
     /// 409 `conflict`.
     pub fn conflict(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::CONFLICT, "conflict", message)

@@ -8,6 +8,7 @@
 //! is generated from the handlers below, so the two cannot drift apart.
 
 mod auth;
+pub mod dashboard;
 pub mod error;
 pub mod experiments;
 pub mod extract;
@@ -15,6 +16,7 @@ pub mod metrics;
 pub mod mlflow;
 pub mod state;
 pub mod trials;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -57,6 +59,7 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
     tags(
         (name = "experiments", description = "Create, list, show and delete experiments"),
         (name = "trials", description = "Ask for trials, report observations and results"),
+        (name = "dashboard", description = "Columns, curves, importance and logs for plots (the dashboard's data)"),
     )
 )]
 struct ApiDoc;
@@ -72,6 +75,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .routes(routes!(trials::observe))
         .routes(routes!(trials::complete))
         .routes(routes!(trials::heartbeat))
+        .routes(routes!(dashboard::info))
+        .routes(routes!(dashboard::columns))
+        .routes(routes!(dashboard::observations))
+        .routes(routes!(dashboard::importance))
+        .routes(routes!(dashboard::document))
+        .routes(routes!(dashboard::stop))
+        .routes(routes!(dashboard::events))
+        .routes(routes!(dashboard::log))
         .split_for_parts();
     let openapi = Arc::new(openapi);
     api.route(
@@ -84,8 +95,15 @@ pub fn router(state: Arc<AppState>) -> Router {
     .merge(mlflow::router())
     .route("/healthz", get(healthz))
     .route("/metrics", get(metrics::serve_metrics))
+    .route("/", axum::routing::any(web::page))
+    .route("/index.html", axum::routing::any(web::page))
+    .route("/ui/{*path}", axum::routing::any(web::page))
     .fallback(not_found)
     .method_not_allowed_fallback(method_not_allowed)
+    .layer(middleware::from_fn_with_state(
+        state.clone(),
+        refuse_changes_when_read_only,
+    ))
     .layer(middleware::from_fn_with_state(
         state.clone(),
         auth::require_token,
@@ -95,7 +113,33 @@ pub fn router(state: Arc<AppState>) -> Router {
         metrics::track,
     ))
     .layer(DefaultBodyLimit::max(BODY_LIMIT))
+    .layer(tower_http::compression::CompressionLayer::new())
+    .layer(middleware::from_fn(web::security_headers))
     .with_state(state)
+}
+
+/// Middleware: on a read-only server (`tuneflow dashboard`), every request that could change
+/// the store is refused with 403 `read_only`: anything but GET and HEAD, and of MLflow's
+/// routes (which take either method for everything) all but its reads.
+async fn refuse_changes_when_read_only(
+    State(state): State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    if !state.read_only {
+        return next.run(request).await;
+    }
+    let path = request.uri().path();
+    let method = request.method();
+    let reads = if mlflow::is_mlflow(path) {
+        mlflow::is_read(path)
+    } else {
+        method == axum::http::Method::GET || method == axum::http::Method::HEAD
+    };
+    if !reads {
+        return ApiError::read_only().into_response();
+    }
+    next.run(request).await
 }
 
 /// `GET /healthz`: 200 when the store answers.
@@ -289,6 +333,36 @@ pub async fn serve_store(
     logs_dir: PathBuf,
     shutdown: CancellationToken,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>), ServeError> {
+    serve_over(store, addr, token, logs_dir, shutdown, false).await
+}
+
+/// Serves the dashboard and the API's reads over `store` on `addr` until `shutdown`
+/// (`tuneflow dashboard`): every route that would change the store answers 403, and nothing
+/// is claimed, adopted or swept, so it is safe beside whatever runs the experiments. Returns
+/// the address bound and the serving task.
+///
+/// # Errors
+///
+/// As [`serve_store`].
+pub async fn serve_read_only(
+    store: Arc<dyn store::Store>,
+    addr: SocketAddr,
+    token: Option<String>,
+    logs_dir: PathBuf,
+    shutdown: CancellationToken,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>), ServeError> {
+    serve_over(store, addr, token, logs_dir, shutdown, true).await
+}
+
+/// The body of [`serve_store`] and [`serve_read_only`].
+async fn serve_over(
+    store: Arc<dyn store::Store>,
+    addr: SocketAddr,
+    token: Option<String>,
+    logs_dir: PathBuf,
+    shutdown: CancellationToken,
+    read_only: bool,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>), ServeError> {
     let token = token.filter(|t| !t.is_empty());
     if token.is_none() && !addr.ip().is_loopback() {
         return Err(ServeError::NoToken(addr));
@@ -299,8 +373,14 @@ pub async fn serve_store(
     let bound = listener.local_addr()?;
     let engine = Engine::new(store.clone(), Arc::new(LocalExecutor), logs_dir);
     let base_dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let state = Arc::new(AppState::new(store, engine, token, base_dir));
-    Ok((bound, tokio::spawn(serve_on(listener, state, shutdown))))
+    let mut state = AppState::new(store, engine, token, base_dir);
+    if read_only {
+        state = state.read_only();
+    }
+    Ok((
+        bound,
+        tokio::spawn(serve_on(listener, Arc::new(state), shutdown)),
+    ))
 }
 
 /// Fails expired leases until shutdown.
@@ -309,7 +389,10 @@ async fn sweep_leases(state: Arc<AppState>, shutdown: CancellationToken) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = tick.tick() => state.expire_leases().await,
+            _ = tick.tick() => {
+                state.expire_leases().await;
+                state.check_stops().await;
+            }
             () = shutdown.cancelled() => return,
         }
     }

@@ -19,7 +19,7 @@ use super::error::ApiError;
 use super::metrics::Metrics;
 use crate::engine::session::Session;
 use crate::engine::{Engine, NoProgress, RunRequest};
-use crate::store::{Experiment, ExperimentState, Store};
+use crate::store::{Experiment, ExperimentState, Micros, Store, now_micros};
 
 /// How often expired trial leases are looked for.
 pub const LEASE_SWEEP_INTERVAL: Duration = Duration::from_millis(500);
@@ -45,9 +45,16 @@ pub struct AppState {
     pub token: Option<String>,
     /// Where relative working directories of server-run trials resolve.
     pub base_dir: PathBuf,
+    /// True for `tuneflow dashboard`: every route that would change the store is refused.
+    pub read_only: bool,
+    /// Parameter importance computed lately, per experiment and metric (see
+    /// `api::dashboard`).
+    pub importance: super::dashboard::ImportanceCache,
     owner: String,
     sessions: Mutex<HashMap<String, SharedSession>>,
     runs: std::sync::Mutex<HashMap<String, ServerRun>>,
+    /// Stop requests made before this are handled already (see [`AppState::check_stops`]).
+    stops_checked: std::sync::Mutex<Micros>,
 }
 
 impl AppState {
@@ -64,9 +71,84 @@ impl AppState {
             metrics: Metrics::new(),
             token,
             base_dir,
+            read_only: false,
+            importance: Default::default(),
             owner: crate::engine::owner_token(),
             sessions: Mutex::new(HashMap::new()),
             runs: std::sync::Mutex::new(HashMap::new()),
+            stops_checked: std::sync::Mutex::new(0),
+        }
+    }
+
+    /// The same state, refusing every change (`tuneflow dashboard`).
+    pub fn read_only(mut self) -> AppState {
+        self.read_only = true;
+        self
+    }
+
+    /// Asks whoever runs `experiment` to stop it, keeping its data: records the request in
+    /// the store, where the process running it (this one, another `serve`, a `tuneflow run`,
+    /// the operator) finds it within a second or so; a client-driven experiment this server
+    /// serves is stopped at once.
+    pub async fn stop(&self, experiment: &Experiment, origin: &str) -> Result<(), ApiError> {
+        self.store
+            .request_stop(experiment.id, &format!("stop requested {origin}"))
+            .await?;
+        self.stop_session(&experiment.name).await
+    }
+
+    /// Stops the live session of `name`, if this server serves it, and lets it go: a client
+    /// that asks for trials again loads it anew, which resumes it.
+    async fn stop_session(&self, name: &str) -> Result<(), ApiError> {
+        let Some(session) = self.sessions.lock().await.remove(name) else {
+            return Ok(());
+        };
+        let mut session = session.lock().await;
+        session.stop(self.store.as_ref()).await?;
+        session.release(self.store.as_ref()).await?;
+        tracing::info!(experiment = %name, "stopped on request");
+        Ok(())
+    }
+
+    /// Stops the sessions whose experiment got a stop request from another process since
+    /// the last look (server-run experiments look for themselves, in the engine).
+    pub async fn check_stops(&self) {
+        let now = now_micros();
+        let checked = *self.stops_checked.lock().unwrap_or_else(|e| e.into_inner());
+        let sessions: Vec<(String, SharedSession)> = self
+            .sessions
+            .lock()
+            .await
+            .iter()
+            .map(|(name, session)| (name.clone(), session.clone()))
+            .collect();
+        let mut failed = false;
+        for (name, session) in sessions {
+            let (id, since) = {
+                let session = session.lock().await;
+                let experiment = session.experiment();
+                if experiment.state != ExperimentState::Running {
+                    continue;
+                }
+                let started = experiment.started_at.unwrap_or(experiment.created_at);
+                (experiment.id, checked.max(started))
+            };
+            match self.store.stop_requested(id, since).await {
+                Ok(Some(_)) => {
+                    if let Err(e) = self.stop_session(&name).await {
+                        tracing::error!(experiment = %name, "cannot stop it: {}", e.message());
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    failed = true;
+                    tracing::warn!(experiment = %name, "cannot look for stop requests: {e}");
+                }
+            }
+        }
+        if !failed {
+            *self.stops_checked.lock().unwrap_or_else(|e| e.into_inner()) =
+                now - crate::engine::rules::STOP_LOOKBACK;
         }
     }
 

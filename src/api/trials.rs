@@ -405,7 +405,8 @@ pub async fn get(
     }))
 }
 
-async fn find_trial(
+/// The trial of `experiment` called `name`, or 404.
+pub(crate) async fn find_trial(
     state: &AppState,
     experiment: &Experiment,
     name: &str,

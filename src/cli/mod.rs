@@ -5,6 +5,7 @@
 //! progress, errors and hints go to stderr.
 
 mod crd;
+mod dashboard;
 mod export;
 mod operator;
 mod output;
@@ -12,6 +13,7 @@ mod progress;
 mod query;
 mod run;
 mod serve;
+mod stop;
 mod submit;
 mod validate;
 
@@ -68,6 +70,20 @@ pub enum Command {
     /// observations); experiments with one are run by the server itself. See
     /// docs/rest-api.md, or GET /openapi.json on the running server.
     Serve(ServeArgs),
+    /// Serve the web dashboard over a store, read-only: plots, trials and logs of every
+    /// experiment, live while they run.
+    ///
+    /// It runs nothing and changes nothing, so it is safe beside a running `tuneflow run`,
+    /// a `serve` or the operator. Prints `tuneflow dashboard on http://HOST:PORT/` on stdout
+    /// once it listens. `tuneflow serve` serves the same dashboard at `/`, with a stop
+    /// button.
+    Dashboard(DashboardArgs),
+    /// Stop a running experiment and keep its data; running it again resumes it.
+    ///
+    /// Records a stop request in the store, which the process running the experiment
+    /// (`tuneflow run`, `serve`, the operator) acts on within a second or so; or, with
+    /// --server, asks that server. Waits for the experiment to stop.
+    Stop(StopArgs),
     /// Mirror an experiment to an MLflow tracking server now.
     ///
     /// `run` and `serve` do this in the background with --mlflow-uri; this sends what an
@@ -123,6 +139,38 @@ pub struct OperatorArgs {
     /// trials), e.g. http://tuneflow-operator.tuneflow-system.svc:8080.
     #[arg(long, env = "TUNEFLOW_TRACKING_URI", value_name = "URL")]
     pub tracking_uri: Option<String>,
+}
+
+/// `tuneflow dashboard`.
+#[derive(Debug, clap::Args)]
+pub struct DashboardArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:8471")]
+    pub addr: std::net::SocketAddr,
+    /// Require `Authorization: Bearer TOKEN` (the page asks for it once); needed to listen
+    /// beyond loopback.
+    #[arg(long, env = "TUNEFLOW_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Open the dashboard in the desktop's browser.
+    #[arg(long)]
+    pub open: bool,
+}
+
+/// `tuneflow stop`.
+#[derive(Debug, clap::Args)]
+pub struct StopArgs {
+    /// The experiment's name.
+    pub experiment: String,
+    /// Ask this tuneflow server (`serve`, the operator) instead of writing to the store,
+    /// e.g. http://127.0.0.1:8470.
+    #[arg(long, env = "TUNEFLOW_SERVER", value_name = "URL")]
+    pub server: Option<url::Url>,
+    /// The server's bearer token (with --server).
+    #[arg(long, env = "TUNEFLOW_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// How long to wait for the experiment to stop.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub wait: std::time::Duration,
 }
 
 /// `tuneflow export`.
@@ -314,6 +362,8 @@ pub async fn run(cli: Cli) -> Exit {
         Command::Trial(args) => query::trial(&cli.store, args).await,
         Command::Best(args) => query::best(&cli.store, args).await,
         Command::Serve(args) => serve::serve(&cli.store, args).await,
+        Command::Dashboard(args) => dashboard::dashboard(&cli.store, args).await,
+        Command::Stop(args) => stop::stop(&cli.store, args).await,
         Command::Export(args) => export::export(&cli.store, args).await,
         Command::Crd => crd::crd(),
         Command::Submit(args) => submit::submit(args).await,

@@ -90,6 +90,12 @@ pub async fn run(store_url: &str, args: RunArgs) -> anyhow::Result<Exit> {
 
     let cancel = CancellationToken::new();
     tokio::spawn(watch_signals(cancel.clone()));
+    // A PostgreSQL password stays out of the terminal's scrollback.
+    let store_word = shell_word(&crate::store::postgres::redact(store_url));
+    eprintln!(
+        "watch it live: tuneflow dashboard --store {store_word} --open  (stop it: tuneflow stop {} --store {store_word})",
+        shell_word(&name),
+    );
     let display = Display::new(&spec);
     let result = engine
         .run(
@@ -179,6 +185,19 @@ fn print_summary(
         table.add_row(row);
     }
     output::print_table(&table);
+}
+
+/// `word` as one shell word: as it is when it is plain, single-quoted otherwise.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:@%+=,".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
 }
 
 /// Cancels `cancel` on Ctrl-C or SIGTERM.

@@ -195,6 +195,11 @@ impl Engine {
         self
     }
 
+    /// The directory of the trials' log files.
+    pub fn logs_dir(&self) -> &std::path::Path {
+        &self.logs_dir
+    }
+
     /// The log file of a trial.
     pub fn log_path(logs_dir: &std::path::Path, experiment: &str, trial: &str) -> PathBuf {
         logs_dir.join(experiment).join(format!("{trial}.log"))
@@ -291,6 +296,12 @@ impl Engine {
         let trials_cancel = CancellationToken::new();
         let mut running: JoinSet<(usize, Result<Execution, EngineError>)> = JoinSet::new();
         let mut stop_cause: Option<StopCause> = None;
+        // Stop requests (`tuneflow stop`, the dashboard) made since this run started.
+        let run_started = crate::store::now_micros();
+        let mut stop_checked = run_started;
+        let mut stop_requested = false;
+        let mut stop_poll = tokio::time::interval(rules::STOP_POLL);
+        stop_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut exhausted = is_exhausted(algorithm.as_ref(), ledger.trials().len());
         let collector = Collector::for_spec(&spec.metrics_collector)
             .map_err(|e| EngineError::Internal(format!("metrics format does not compile: {e}")))?;
@@ -441,6 +452,24 @@ impl Engine {
                     stop_cause = Some(StopCause::Interrupted);
                     trials_cancel.cancel();
                 }
+                _ = stop_poll.tick(), if stop_cause.is_none() => {
+                    let now = crate::store::now_micros();
+                    match self.store.stop_requested(experiment.id, stop_checked).await {
+                        Ok(Some(_)) => {
+                            tracing::info!(experiment = %spec.name, "stopping on request");
+                            stop_requested = true;
+                            stop_cause = Some(StopCause::Interrupted);
+                            trials_cancel.cancel();
+                        }
+                        Ok(None) => {
+                            stop_checked = (now - rules::STOP_LOOKBACK).max(run_started);
+                        }
+                        Err(e) => tracing::warn!(
+                            experiment = %spec.name,
+                            "cannot look for stop requests: {e}"
+                        ),
+                    }
+                }
                 update = next_update(&mut updates), if updates.is_some() => {
                     let Some(update) = update else {
                         updates = None;
@@ -487,12 +516,17 @@ impl Engine {
         let counts = ledger.counts();
         match (&stop_cause, completion) {
             (Some(StopCause::Interrupted), _) => {
+                let (reason, message) = if stop_requested {
+                    (rules::STOPPED, rules::STOPPED_MESSAGE)
+                } else {
+                    ("Interrupted", "stopped by the user; run it again to resume")
+                };
                 self.store
                     .set_experiment_state(
                         experiment.id,
                         ExperimentState::Interrupted,
-                        Some("Interrupted"),
-                        Some("stopped by the user; run it again to resume"),
+                        Some(reason),
+                        Some(message),
                     )
                     .await?;
             }

@@ -331,6 +331,22 @@ pub enum StopCause {
     ExperimentFinished(String),
 }
 
+/// The reason an experiment stopped on request (`tuneflow stop`, the dashboard, `POST
+/// .../stop`) ends with. Like an interruption, it leaves the experiment resumable.
+pub const STOPPED: &str = "Stopped";
+
+/// The message an experiment stopped on request ends with.
+pub const STOPPED_MESSAGE: &str =
+    "stopped on request (tuneflow stop, the dashboard or the API); run it again to resume";
+
+/// How often the process running an experiment looks for a stop request in the store.
+pub const STOP_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How far back each look for a stop request reaches beyond the previous look: a request
+/// stamped by a transaction that committed a little later (or by another machine's clock) is
+/// still found.
+pub const STOP_LOOKBACK: crate::store::Micros = 5_000_000;
+
 /// The message stored on trials stopped by an interruption; such trials run again on resume.
 pub const INTERRUPTED: &str = "interrupted before it finished";
 

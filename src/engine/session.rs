@@ -743,6 +743,36 @@ impl Session {
         Ok(())
     }
 
+    /// Stops the experiment on request (see [`crate::store::Store::request_stop`]): its
+    /// running trials are Killed (their clients learn it at their next report) and it ends
+    /// Interrupted with reason [`rules::STOPPED`]. Loading the session again resumes it.
+    pub async fn stop(&mut self, store: &dyn Store) -> Result<(), EngineError> {
+        if matches!(
+            self.experiment.state,
+            ExperimentState::Succeeded | ExperimentState::Failed
+        ) {
+            return Ok(());
+        }
+        let mut running: Vec<usize> = self.leases.keys().copied().collect();
+        running.sort_unstable();
+        for position in running {
+            let outcome = TrialOutcome {
+                state: TrialState::Killed,
+                objective: None,
+                message: Some("stopped: the experiment was stopped on request".to_string()),
+                step: self.reached(position),
+            };
+            self.finish(store, position, outcome, &[]).await?;
+        }
+        self.set_state(
+            store,
+            ExperimentState::Interrupted,
+            Some(rules::STOPPED),
+            Some(rules::STOPPED_MESSAGE),
+        )
+        .await
+    }
+
     /// Ends the experiment when a rule says it is over; when the rule makes running trials
     /// pointless (goal reached, too many failures), they are Killed first.
     async fn settle(&mut self, store: &dyn Store) -> Result<(), EngineError> {

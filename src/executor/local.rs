@@ -267,7 +267,8 @@ async fn read_lines<R: AsyncRead + Unpin>(reader: R, lines: mpsc::Sender<Vec<u8>
     }
 }
 
-/// Appends every line to the log (up to [`MAX_LOG_BYTES`]) and forwards it to the engine.
+/// Appends every line to the log (up to [`MAX_LOG_BYTES`]), written out whenever no more
+/// lines wait, and forwards it to the engine.
 pub(super) async fn forward_lines(
     mut lines: mpsc::Receiver<Vec<u8>>,
     mut log: BufWriter<tokio::fs::File>,
@@ -289,6 +290,12 @@ pub(super) async fn forward_lines(
                     .await;
                 log_ok = false;
             }
+        }
+        if log_ok && lines.is_empty() {
+            // Nothing more is waiting: write the buffer out, so that the log can be read
+            // while the trial runs (the dashboard, `tail -f`). A trial that floods its
+            // output keeps the queue full and is written in whole buffers.
+            log_ok = log.flush().await.is_ok();
         }
         let text = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
         // The engine may have stopped listening (trial being cancelled); keep draining.

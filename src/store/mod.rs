@@ -254,6 +254,32 @@ pub struct Observation {
     pub timestamp: Micros,
 }
 
+/// One observation of one metric with the index of its trial: a point of a learning curve, as
+/// [`Store::curves`] reads them for a whole experiment at once.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CurvePoint {
+    /// The trial's index.
+    pub trial: u64,
+    /// The step.
+    pub step: i64,
+    /// The value.
+    pub value: f64,
+}
+
+/// An entry of a trial's event log: one of its state changes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrialEvent {
+    /// When it happened.
+    pub timestamp: Micros,
+    /// The state the trial entered (`Pending`, `Running`, `Succeeded`, ...).
+    pub state: String,
+    /// Why, when known.
+    pub message: Option<String>,
+}
+
+/// The event kind of a stop request (see [`Store::request_stop`]).
+pub const STOP_REQUESTED: &str = "StopRequested";
+
 /// The final fields of a trial, written in one update.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrialOutcome {
@@ -449,6 +475,45 @@ pub trait Store: Tracking + Send + Sync {
         trial_id: i64,
         metric: Option<&str>,
     ) -> Result<Vec<Observation>, StoreError>;
+
+    /// The experiment document as the user wrote it (YAML or JSON text), if the experiment
+    /// exists.
+    async fn document(&self, experiment_id: i64) -> Result<Option<String>, StoreError>;
+
+    /// The trials of an experiment whose state changed at or after `since` (a trial is in the
+    /// answer when its event log has an entry from then on), by index. Observations do not
+    /// count as changes: read them with [`Store::curves`].
+    async fn trials_changed_since(
+        &self,
+        experiment_id: i64,
+        since: Micros,
+    ) -> Result<Vec<Trial>, StoreError>;
+
+    /// Every observation of `metric` in an experiment, or in its trials with the given
+    /// indices, ordered by trial index, step, then arrival.
+    async fn curves(
+        &self,
+        experiment_id: i64,
+        metric: &str,
+        trials: Option<&[u64]>,
+    ) -> Result<Vec<CurvePoint>, StoreError>;
+
+    /// A trial's state changes, oldest first.
+    async fn trial_events(&self, trial_id: i64) -> Result<Vec<TrialEvent>, StoreError>;
+
+    /// Asks whoever runs the experiment to stop it, keeping its data (`tuneflow stop`, the
+    /// dashboard's stop button): records a [`STOP_REQUESTED`] event in its log. The process
+    /// that runs it looks for such requests with [`Store::stop_requested`]; this works
+    /// across processes and, on PostgreSQL, across machines.
+    async fn request_stop(&self, experiment_id: i64, message: &str) -> Result<(), StoreError>;
+
+    /// The time of the newest stop request for the experiment made at or after `since`, if
+    /// any.
+    async fn stop_requested(
+        &self,
+        experiment_id: i64,
+        since: Micros,
+    ) -> Result<Option<Micros>, StoreError>;
 }
 
 /// The limits [`Store::create_trials`] enforces, from an experiment's spec: one rule for

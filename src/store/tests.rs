@@ -10,8 +10,8 @@ use std::future::Future;
 use tuneflow_algorithms::ParameterValue;
 
 use super::{
-    Experiment, ExperimentState, NewTrial, Observation, Store, StoreError, Trial, TrialOutcome,
-    TrialState,
+    CurvePoint, Experiment, ExperimentState, NewTrial, Observation, Store, StoreError, Trial,
+    TrialOutcome, TrialState, now_micros,
 };
 use crate::spec::{self, ExperimentSpec};
 
@@ -40,6 +40,11 @@ macro_rules! conformance_tests {
             large_observation_batches_round_trip,
             deleting_an_experiment_deletes_its_trials_and_observations,
             concurrent_operations_are_all_recorded,
+            the_document_comes_back_as_written,
+            changed_trials_are_found_by_their_events,
+            curves_come_back_by_trial_and_step,
+            a_trials_events_come_back_oldest_first,
+            stop_requests_are_found_from_their_time_on,
         );
     };
     (@each $fresh:path; $($name:ident),+ $(,)?) => {
@@ -1090,5 +1095,216 @@ pub(crate) async fn a_final_trial_cannot_be_finished_again(store: &dyn Store) {
             .await
             .expect("obs")
             .is_empty()
+    );
+}
+
+pub(crate) async fn the_document_comes_back_as_written(store: &dyn Store) {
+    let experiment = experiment(store, "document").await;
+    assert_eq!(
+        store.document(experiment.id).await.expect("document"),
+        Some("document of document".to_string())
+    );
+    store
+        .update_spec(
+            experiment.id,
+            &experiment.spec,
+            "# edited\nkind: Experiment\n",
+        )
+        .await
+        .expect("update");
+    assert_eq!(
+        store
+            .document(experiment.id)
+            .await
+            .expect("document")
+            .as_deref(),
+        Some("# edited\nkind: Experiment\n")
+    );
+    assert_eq!(store.document(-7).await.expect("document"), None);
+}
+
+pub(crate) async fn changed_trials_are_found_by_their_events(store: &dyn Store) {
+    let experiment = experiment(store, "changes").await;
+    let other = experiment_named(store, "changes-other").await;
+    let before = now_micros();
+    let first = trials(store, &experiment, 3, TrialState::Pending).await;
+    trials(store, &other, 2, TrialState::Pending).await;
+    let all = store
+        .trials_changed_since(experiment.id, before)
+        .await
+        .expect("changes");
+    assert_eq!(
+        all.iter().map(|t| t.index).collect::<Vec<_>>(),
+        [0, 1, 2],
+        "every new trial is a change, and only this experiment's"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let cursor = now_micros();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    store
+        .start_trial(first[1].id, experiment.id)
+        .await
+        .expect("start");
+    let changed = store
+        .trials_changed_since(experiment.id, cursor)
+        .await
+        .expect("changes");
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    assert_eq!(
+        (changed[0].index, changed[0].state),
+        (1, TrialState::Running)
+    );
+    // Observations are not changes of the trial.
+    store
+        .add_observations(first[1].id, &[observation("loss", 0, 0.5, now_micros())])
+        .await
+        .expect("observe");
+    let later = now_micros() + 1;
+    assert!(
+        store
+            .trials_changed_since(experiment.id, later)
+            .await
+            .expect("changes")
+            .is_empty()
+    );
+}
+
+/// Stores a new experiment called `name` with [`spec`] (another name than [`experiment`]'s
+/// fixture, in the same store).
+async fn experiment_named(store: &dyn Store, name: &str) -> Experiment {
+    experiment(store, name).await
+}
+
+pub(crate) async fn curves_come_back_by_trial_and_step(store: &dyn Store) {
+    let experiment = experiment(store, "curves").await;
+    let other = experiment_named(store, "curves-other").await;
+    let stored = trials(store, &experiment, 3, TrialState::Running).await;
+    let foreign = trials(store, &other, 1, TrialState::Running).await;
+    // Out of order on purpose: trial 2 first, steps descending.
+    store
+        .add_observations(
+            stored[2].id,
+            &[
+                observation("loss", 1, 0.21, 10),
+                observation("loss", 0, 0.20, 11),
+                observation("acc", 0, 0.9, 12),
+            ],
+        )
+        .await
+        .expect("observe");
+    store
+        .add_observations(
+            stored[0].id,
+            &[
+                observation("loss", 0, 0.00, 13),
+                observation("loss", 1, 0.01, 14),
+            ],
+        )
+        .await
+        .expect("observe");
+    store
+        .add_observations(foreign[0].id, &[observation("loss", 0, 9.0, 15)])
+        .await
+        .expect("observe");
+    let point = |trial, step, value| CurvePoint { trial, step, value };
+    assert_eq!(
+        store
+            .curves(experiment.id, "loss", None)
+            .await
+            .expect("curves"),
+        [
+            point(0, 0, 0.00),
+            point(0, 1, 0.01),
+            point(2, 0, 0.20),
+            point(2, 1, 0.21)
+        ]
+    );
+    assert_eq!(
+        store
+            .curves(experiment.id, "loss", Some(&[2, 1]))
+            .await
+            .expect("curves"),
+        [point(2, 0, 0.20), point(2, 1, 0.21)]
+    );
+    assert_eq!(
+        store
+            .curves(experiment.id, "acc", None)
+            .await
+            .expect("curves"),
+        [point(2, 0, 0.9)]
+    );
+    assert!(
+        store
+            .curves(experiment.id, "loss", Some(&[]))
+            .await
+            .expect("curves")
+            .is_empty()
+    );
+    assert!(
+        store
+            .curves(experiment.id, "missing", None)
+            .await
+            .expect("curves")
+            .is_empty()
+    );
+}
+
+pub(crate) async fn a_trials_events_come_back_oldest_first(store: &dyn Store) {
+    let experiment = experiment(store, "trial-events").await;
+    let trial = trials(store, &experiment, 1, TrialState::Pending)
+        .await
+        .remove(0);
+    store
+        .start_trial(trial.id, experiment.id)
+        .await
+        .expect("start");
+    store
+        .finish_trial(trial.id, experiment.id, &succeeded(0.5), &[])
+        .await
+        .expect("finish");
+    let events = store.trial_events(trial.id).await.expect("events");
+    let states: Vec<&str> = events.iter().map(|e| e.state.as_str()).collect();
+    assert_eq!(states, ["Pending", "Running", "Succeeded"]);
+    assert_eq!(events[2].message.as_deref(), Some("loss = 0.5"));
+    assert!(events.windows(2).all(|w| w[0].timestamp <= w[1].timestamp));
+}
+
+pub(crate) async fn stop_requests_are_found_from_their_time_on(store: &dyn Store) {
+    let experiment = experiment(store, "stop").await;
+    let other = experiment_named(store, "stop-other").await;
+    let before = now_micros();
+    assert_eq!(
+        store
+            .stop_requested(experiment.id, before)
+            .await
+            .expect("look"),
+        None
+    );
+    store
+        .request_stop(experiment.id, "stop requested by a test")
+        .await
+        .expect("request");
+    let requested = store
+        .stop_requested(experiment.id, before)
+        .await
+        .expect("look")
+        .expect("the request is found");
+    assert!(requested >= before);
+    assert_eq!(
+        store.stop_requested(other.id, before).await.expect("look"),
+        None,
+        "a request is for its experiment only"
+    );
+    assert_eq!(
+        store
+            .stop_requested(experiment.id, requested + 1)
+            .await
+            .expect("look"),
+        None,
+        "a request older than the look is not found"
+    );
+    assert!(
+        store.request_stop(-5, "no such experiment").await.is_err(),
+        "a request for an experiment that does not exist fails"
     );
 }

@@ -54,6 +54,40 @@ impl Server {
         }
     }
 
+    /// Starts `tuneflow dashboard --addr 127.0.0.1:0` (read-only) in `world` with `args`,
+    /// and waits for its address line.
+    pub fn dashboard(world: &World, args: &[&str]) -> Server {
+        let mut command = world.tuneflow();
+        command
+            .args(["dashboard", "--addr", "127.0.0.1:0"])
+            .args(args)
+            .env_remove("TUNEFLOW_TOKEN")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = command.spawn().expect("start tuneflow dashboard");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the address line");
+        let url = line
+            .trim()
+            .strip_prefix("tuneflow dashboard on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .trim_end_matches('/')
+            .to_string();
+        let token = args
+            .iter()
+            .position(|a| *a == "--token")
+            .map(|i| args[i + 1].to_string());
+        Server {
+            child,
+            url,
+            token,
+            client: reqwest::Client::new(),
+        }
+    }
+
     /// Kills the server with SIGKILL, as a crash would, and waits for it.
     pub fn crash(mut self) {
         let _ = self.child.kill();

@@ -124,7 +124,36 @@ pub fn empty() -> MlflowResult<Response> {
     ok(serde_json::Map::new())
 }
 
-/// A read route: MLflow reads these from a query string (GET) or a body (POST).
+/// The MLflow routes that only read, by their path after the prefix: the only ones a
+/// read-only server (`tuneflow dashboard`) answers, whatever the method (every MLflow route
+/// here takes GET and POST alike).
+const READ_ROUTES: [&str; 6] = [
+    "/experiments/get",
+    "/experiments/get-by-name",
+    "/experiments/search",
+    "/runs/get",
+    "/runs/search",
+    "/metrics/get-history",
+];
+
+/// True for a path of MLflow's API.
+pub fn is_mlflow(path: &str) -> bool {
+    PREFIXES.iter().any(|prefix| path.starts_with(prefix))
+        || path.starts_with("/api/2.0/mlflow-artifacts/")
+        || path.starts_with("/api/3.0/mlflow/")
+        || path.starts_with("/ajax-api/3.0/mlflow/")
+}
+
+/// True for a path of an MLflow route that only reads (see [`READ_ROUTES`]).
+pub fn is_read(path: &str) -> bool {
+    PREFIXES.iter().any(|prefix| {
+        path.strip_prefix(prefix)
+            .is_some_and(|rest| READ_ROUTES.contains(&rest))
+    })
+}
+
+/// A route of either method: MLflow's clients send reads as GET with a query string and
+/// writes as POST with a body, but accept either, so both are served.
 fn read<H, T>(handler: H) -> MethodRouter<Arc<AppState>>
 where
     H: axum::handler::Handler<T, Arc<AppState>> + Clone,

@@ -43,6 +43,7 @@ mod rows;
 mod tests;
 mod tracking;
 mod url;
+mod views;
 
 use std::fmt;
 use std::path::Path;
@@ -65,8 +66,8 @@ pub use self::url::PostgresUrl;
 pub(crate) use self::url::redact;
 use super::codec::{RunParams, TrialRow, decode_spec, encode_new_trials, encode_spec};
 use super::{
-    Experiment, ExperimentState, Micros, NewTrial, Observation, Store, StoreError, Trial,
-    TrialCaps, TrialOutcome, TrialState, already_finished, now_micros,
+    CurvePoint, Experiment, ExperimentState, Micros, NewTrial, Observation, Store, StoreError,
+    Trial, TrialCaps, TrialEvent, TrialOutcome, TrialState, already_finished, now_micros,
 };
 use crate::spec::ExperimentSpec;
 
@@ -769,6 +770,73 @@ impl Store for PostgresStore {
                         .collect()
                 })
             },
+        )
+        .await
+    }
+
+    async fn document(&self, experiment_id: i64) -> Result<Option<String>, StoreError> {
+        self.read("document", &experiment_id, |connection, id| {
+            Box::pin(views::document(connection, *id))
+        })
+        .await
+    }
+
+    async fn trials_changed_since(
+        &self,
+        experiment_id: i64,
+        since: Micros,
+    ) -> Result<Vec<Trial>, StoreError> {
+        self.read(
+            "trials_changed_since",
+            &(experiment_id, since),
+            |connection, (id, since)| {
+                Box::pin(views::trials_changed_since(connection, *id, *since))
+            },
+        )
+        .await
+    }
+
+    async fn curves(
+        &self,
+        experiment_id: i64,
+        metric: &str,
+        trials: Option<&[u64]>,
+    ) -> Result<Vec<CurvePoint>, StoreError> {
+        self.read(
+            "curves",
+            &(experiment_id, metric, trials),
+            |connection, (id, metric, trials)| {
+                Box::pin(views::curves(connection, *id, metric, *trials))
+            },
+        )
+        .await
+    }
+
+    async fn trial_events(&self, trial_id: i64) -> Result<Vec<TrialEvent>, StoreError> {
+        self.read("trial_events", &trial_id, |connection, id| {
+            Box::pin(views::trial_events(connection, *id))
+        })
+        .await
+    }
+
+    async fn request_stop(&self, experiment_id: i64, message: &str) -> Result<(), StoreError> {
+        self.write(
+            "request_stop",
+            &(experiment_id, message),
+            |connection, (id, message)| Box::pin(views::request_stop(connection, *id, message)),
+        )
+        .await
+    }
+
+    async fn stop_requested(
+        &self,
+        experiment_id: i64,
+        since: Micros,
+    ) -> Result<Option<Micros>, StoreError> {
+        self.read(
+            "stop_requested",
+            &(experiment_id, since),
+            |connection, (id, since)| Box::pin(views::stop_requested(connection, *id, *since)),
         )
         .await
     }

@@ -39,6 +39,7 @@ mod rows;
 mod tests;
 mod thread;
 mod tracking;
+mod views;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -55,8 +56,8 @@ pub use self::thread::BUSY_TIMEOUT;
 use self::thread::{Access, StoreThread};
 use super::codec::encode_new_trials;
 use super::{
-    Experiment, ExperimentState, Micros, NewTrial, Observation, Store, StoreError, Trial,
-    TrialCaps, TrialOutcome, TrialState, already_finished, now_micros,
+    CurvePoint, Experiment, ExperimentState, Micros, NewTrial, Observation, Store, StoreError,
+    Trial, TrialCaps, TrialEvent, TrialOutcome, TrialState, already_finished, now_micros,
 };
 use crate::spec::ExperimentSpec;
 
@@ -562,6 +563,54 @@ impl Store for SqliteStore {
             Ok(observations)
         })
         .await
+    }
+
+    async fn document(&self, experiment_id: i64) -> Result<Option<String>, StoreError> {
+        self.read(move |tx| views::document(tx, experiment_id))
+            .await
+    }
+
+    async fn trials_changed_since(
+        &self,
+        experiment_id: i64,
+        since: Micros,
+    ) -> Result<Vec<Trial>, StoreError> {
+        self.read(move |tx| views::trials_changed_since(tx, experiment_id, since))
+            .await
+    }
+
+    async fn curves(
+        &self,
+        experiment_id: i64,
+        metric: &str,
+        trials: Option<&[u64]>,
+    ) -> Result<Vec<CurvePoint>, StoreError> {
+        let metric = metric.to_string();
+        let trials = trials.map(<[u64]>::to_vec);
+        self.read(move |tx| views::curves(tx, experiment_id, &metric, trials.as_deref()))
+            .await
+    }
+
+    async fn trial_events(&self, trial_id: i64) -> Result<Vec<TrialEvent>, StoreError> {
+        self.read(move |tx| views::trial_events(tx, trial_id)).await
+    }
+
+    async fn request_stop(&self, experiment_id: i64, message: &str) -> Result<(), StoreError> {
+        let event = views::stop_event(experiment_id, message);
+        self.change(move |tx| {
+            spec_of(tx, experiment_id)?;
+            Ok(((), vec![event]))
+        })
+        .await
+    }
+
+    async fn stop_requested(
+        &self,
+        experiment_id: i64,
+        since: Micros,
+    ) -> Result<Option<Micros>, StoreError> {
+        self.read(move |tx| views::stop_requested(tx, experiment_id, since))
+            .await
     }
 }
 
