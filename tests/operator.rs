@@ -801,3 +801,53 @@ async fn trials_in_pods_push_observations_to_the_operators_api() {
     operator.stop().await;
     shutdown.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_request_stops_the_experiment_and_it_stays_stopped() {
+    let kube = FakeKube::start().await;
+    kube.simulate_jobs(|job| script(job, 1, Duration::from_millis(50), Outcome::Hang));
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = open_store(dir.path()).await;
+    let operator = Operator::start(&kube, store.clone(), dir.path());
+    create(&kube, &resource("halted", spec(6, 2))).await;
+    wait_for("two Jobs", || (kube.list(&JOBS, Some(NS)).len() == 2).then_some(())).await;
+
+    // What `tuneflow stop` and the dashboard's stop button (through the operator's API) do.
+    let stored = store
+        .experiment("team.halted")
+        .await
+        .expect("read")
+        .expect("stored");
+    store
+        .request_stop(stored.id, "stop requested by the test")
+        .await
+        .expect("request");
+    wait_for("the Jobs to be deleted", || {
+        kube.list(&JOBS, Some(NS)).is_empty().then_some(())
+    })
+    .await;
+    let status = wait_for("the Stopped condition", || {
+        let now = status(&kube, "halted");
+        let stopped = now["conditions"]
+            .as_array()?
+            .iter()
+            .any(|c| c["reason"] == "ExperimentStopped" && c["status"] == "False");
+        stopped.then_some(now)
+    })
+    .await;
+    assert_eq!(status["trials"], 2, "{status}");
+    let stored = store
+        .experiment("team.halted")
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(
+        (stored.state.as_str(), stored.reason.as_deref()),
+        ("Interrupted", Some("Stopped"))
+    );
+    // It is not started again behind the user's back.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(kube.count("POST", "jobs"), 2);
+    assert!(kube.list(&JOBS, Some(NS)).is_empty());
+    operator.stop().await;
+}

@@ -192,12 +192,17 @@ async fn apply(
         let fresh = stored
             .as_ref()
             .is_some_and(|s| older_than(s.created_at, resource));
+        // Finished, or stopped on request (`tuneflow stop`, the dashboard): nothing runs
+        // until the spec changes (a new generation).
         let finished = stored.as_ref().is_some_and(|s| {
+            let stopped = s.state == ExperimentState::Interrupted
+                && s.reason.as_deref() == Some(crate::engine::rules::STOPPED);
             !fresh
-                && matches!(
-                    s.state,
-                    ExperimentState::Succeeded | ExperimentState::Failed
-                )
+                && (stopped
+                    || matches!(
+                        s.state,
+                        ExperimentState::Succeeded | ExperimentState::Failed
+                    ))
                 && status.observed_generation.unwrap_or(0) >= generation
         });
         if !finished {

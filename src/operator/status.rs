@@ -127,6 +127,17 @@ pub fn update_from_store(status: &mut ExperimentStatus, experiment: &Experiment,
             set_condition(status, RUNNING, false, reason, message);
             set_condition(status, FAILED, true, reason, message);
         }
+        ExperimentState::Interrupted
+            if experiment.reason.as_deref() == Some(crate::engine::rules::STOPPED) =>
+        {
+            set_condition(
+                status,
+                RUNNING,
+                false,
+                "ExperimentStopped",
+                "stopped on request (tuneflow stop or the dashboard); change the spec (e.g. raise maxTrialCount) to resume it",
+            );
+        }
         ExperimentState::Interrupted => {
             set_condition(
                 status,
