@@ -7,7 +7,7 @@ use tuneflow_algorithms::{Assignment, Domain, ParameterValue};
 
 use crate::engine::rules::{self, Counts};
 use crate::spec::ExperimentSpec;
-use crate::store::{Experiment, Micros, Trial};
+use crate::store::{Experiment, Micros, Trial, TrialTally};
 
 /// Formats a store timestamp as RFC 3339 with microseconds, UTC.
 pub fn timestamp(micros: Micros) -> String {
@@ -33,18 +33,25 @@ pub fn parameters_of(spec: &ExperimentSpec, assignment: &Assignment) -> Map<Stri
         .parameters
         .iter()
         .zip(assignment)
-        .map(|(p, v)| {
-            let value = match (&p.domain, v) {
-                (Domain::Discrete { .. }, ParameterValue::Double(x))
-                    if x.fract() == 0.0 && x.abs() < 9.0e15 =>
-                {
-                    Value::from(*x as i64)
-                }
-                _ => serde_json::to_value(v).unwrap_or_default(),
-            };
-            (p.name.clone(), value)
-        })
+        .map(|(p, v)| (p.name.clone(), parameter_value(&p.domain, v)))
         .collect()
+}
+
+/// One parameter's value as JSON: numbers for double, int and discrete parameters (a
+/// discrete value that is whole as an integer), strings for categorical ones.
+pub fn parameter_value(domain: &Domain, value: &ParameterValue) -> Value {
+    match (domain, value) {
+        (Domain::Discrete { .. }, ParameterValue::Double(x))
+            if x.fract() == 0.0 && x.abs() < 9.0e15 =>
+        {
+            Value::from(*x as i64)
+        }
+        (_, ParameterValue::Int(i)) => Value::from(*i),
+        (_, ParameterValue::Double(x)) => {
+            serde_json::Number::from_f64(*x).map_or(Value::Null, Value::Number)
+        }
+        (_, ParameterValue::Categorical(c)) => Value::from(c.as_str()),
+    }
 }
 
 /// One trial.
@@ -125,8 +132,12 @@ pub struct BestTrial {
 impl BestTrial {
     /// The best succeeded trial, if any.
     pub fn of(experiment: &Experiment, trials: &[Trial]) -> Option<BestTrial> {
+        BestTrial::from_trial(experiment, rules::best_trial(&experiment.spec, trials)?)
+    }
+
+    /// The summary of `best`, known to be the best succeeded trial of `experiment`.
+    pub fn from_trial(experiment: &Experiment, best: &Trial) -> Option<BestTrial> {
         let spec = &experiment.spec;
-        let best = rules::best_trial(spec, trials)?;
         Some(BestTrial {
             experiment: experiment.name.clone(),
             trial: best.name.clone(),
@@ -189,6 +200,21 @@ impl ExperimentSummary {
             created_at: timestamp(experiment.created_at),
             started_at: timestamp_opt(experiment.started_at),
             completed_at: timestamp_opt(experiment.completed_at),
+        }
+    }
+
+    /// The view of `experiment` from what the store added up of its trials (see
+    /// [`crate::store::Store::tally`]): the same as [`ExperimentSummary::new`] without
+    /// reading every trial.
+    pub fn from_tally(experiment: &Experiment, tally: &TrialTally) -> ExperimentSummary {
+        ExperimentSummary {
+            trials: Counts::of_states(&tally.states),
+            steps_saved: tally.steps_saved,
+            best: tally
+                .best
+                .as_ref()
+                .and_then(|best| BestTrial::from_trial(experiment, best)),
+            ..ExperimentSummary::new(experiment, &[])
         }
     }
 }

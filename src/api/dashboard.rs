@@ -344,9 +344,12 @@ fn trial_columns(spec: &ExperimentSpec, trials: &[Trial]) -> TrialColumns {
         columns.started.push(trial.started_at.map(millis));
         columns.completed.push(trial.completed_at.map(millis));
         columns.message.push(trial.message.clone());
-        let parameters = summary::parameters(spec, trial);
-        for (column, value) in values.iter_mut().zip(parameters.into_iter()) {
-            column.push(value.1);
+        for ((column, parameter), value) in values
+            .iter_mut()
+            .zip(&spec.space.parameters)
+            .zip(&trial.assignment)
+        {
+            column.push(summary::parameter_value(&parameter.domain, value));
         }
     }
     for (parameter, column) in spec.space.parameters.iter().zip(values) {

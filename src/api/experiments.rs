@@ -42,10 +42,13 @@ pub struct ExperimentList {
     pub experiments: Vec<ExperimentView>,
 }
 
-/// Builds the view of a stored experiment (reads its trials for the counts).
+/// Builds the view of a stored experiment (the store adds up its trials).
 pub async fn view(state: &AppState, experiment: Experiment) -> Result<ExperimentView, ApiError> {
-    let trials = state.store.trials(experiment.id).await?;
-    let summary = ExperimentSummary::new(&experiment, &trials);
+    let tally = state
+        .store
+        .tally(experiment.id, experiment.spec.objective.direction)
+        .await?;
+    let summary = ExperimentSummary::from_tally(&experiment, &tally);
     Ok(ExperimentView {
         summary,
         driver: if experiment.spec.trial_template.is_some() {

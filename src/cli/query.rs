@@ -35,8 +35,10 @@ pub async fn experiments(store_url: &str, args: ListArgs) -> anyhow::Result<Exit
     let store = open_store(store_url).await?;
     let mut summaries = Vec::new();
     for experiment in store.experiments().await? {
-        let trials = store.trials(experiment.id).await?;
-        summaries.push(ExperimentSummary::new(&experiment, &trials));
+        let tally = store
+            .tally(experiment.id, experiment.spec.objective.direction)
+            .await?;
+        summaries.push(ExperimentSummary::from_tally(&experiment, &tally));
     }
     if args.output == Output::Json {
         output::json(&summaries)?;

@@ -48,6 +48,15 @@ impl Counts {
         *self.slot(to) += 1;
     }
 
+    /// The counts of a [`crate::store::TrialTally`]'s states.
+    pub fn of_states(states: &[(TrialState, u64)]) -> Counts {
+        let mut counts = Counts::default();
+        for &(state, count) in states {
+            *counts.slot(state) += u32::try_from(count).unwrap_or(u32::MAX);
+        }
+        counts
+    }
+
     fn slot(&mut self, state: TrialState) -> &mut u32 {
         match state {
             TrialState::Pending => &mut self.pending,

@@ -277,6 +277,28 @@ pub struct TrialEvent {
     pub message: Option<String>,
 }
 
+/// What an experiment's trials add up to, as [`Store::tally`] computes it without reading
+/// every trial: what an experiment's summary shows.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TrialTally {
+    /// How many trials are in each state (states without trials are left out).
+    pub states: Vec<(TrialState, u64)>,
+    /// The Succeeded trial with the best objective; the lowest index among equals.
+    pub best: Option<Trial>,
+    /// The steps the EarlyStopped trials did not run, counted up to the last step of the
+    /// longest Succeeded trial; `None` without such trials.
+    pub steps_saved: Option<u64>,
+}
+
+/// The steps EarlyStopped trials did not run, up to the last step of the longest Succeeded
+/// trial, and how many such trials there are (none when no Succeeded trial has a step): one
+/// statement for both backends (SQLite reads `$1` placeholders too).
+const SAVED_STEPS: &str = "SELECT CAST(COALESCE(SUM(CASE WHEN m.full > COALESCE(t.step, 0) \
+     THEN m.full - COALESCE(t.step, 0) ELSE 0 END), 0) AS BIGINT), COUNT(*) \
+     FROM trials t, (SELECT MAX(step) AS full FROM trials WHERE experiment_id = $1 \
+     AND state = 'Succeeded') m \
+     WHERE t.experiment_id = $1 AND t.state = 'EarlyStopped' AND m.full IS NOT NULL";
+
 /// The event kind of a stop request (see [`Store::request_stop`]).
 pub const STOP_REQUESTED: &str = "StopRequested";
 
@@ -475,6 +497,14 @@ pub trait Store: Tracking + Send + Sync {
         trial_id: i64,
         metric: Option<&str>,
     ) -> Result<Vec<Observation>, StoreError>;
+
+    /// What the trials of an experiment add up to (see [`TrialTally`]), the best trial by
+    /// `direction`, computed in the database.
+    async fn tally(
+        &self,
+        experiment_id: i64,
+        direction: tuneflow_algorithms::Direction,
+    ) -> Result<TrialTally, StoreError>;
 
     /// The experiment document as the user wrote it (YAML or JSON text), if the experiment
     /// exists.

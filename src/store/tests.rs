@@ -45,6 +45,7 @@ macro_rules! conformance_tests {
             curves_come_back_by_trial_and_step,
             a_trials_events_come_back_oldest_first,
             stop_requests_are_found_from_their_time_on,
+            the_tally_adds_up_the_trials,
         );
     };
     (@each $fresh:path; $($name:ident),+ $(,)?) => {
@@ -1307,4 +1308,62 @@ pub(crate) async fn stop_requests_are_found_from_their_time_on(store: &dyn Store
         store.request_stop(-5, "no such experiment").await.is_err(),
         "a request for an experiment that does not exist fails"
     );
+}
+
+pub(crate) async fn the_tally_adds_up_the_trials(store: &dyn Store) {
+    use tuneflow_algorithms::Direction;
+    let experiment = experiment(store, "tally").await;
+    let empty = store
+        .tally(experiment.id, Direction::Minimize)
+        .await
+        .expect("tally");
+    assert_eq!(empty, super::TrialTally::default());
+    let stored = trials(store, &experiment, 7, TrialState::Running).await;
+    let finish = |state, objective: Option<f64>, step: Option<i64>| TrialOutcome {
+        state,
+        objective,
+        message: None,
+        step,
+    };
+    let outcomes = [
+        finish(TrialState::Succeeded, Some(0.5), Some(9)),
+        finish(TrialState::Succeeded, Some(0.2), Some(9)),
+        finish(TrialState::Succeeded, Some(0.2), Some(7)),
+        finish(TrialState::EarlyStopped, Some(0.9), Some(3)),
+        finish(TrialState::EarlyStopped, None, None),
+        finish(TrialState::Failed, None, None),
+    ];
+    for (trial, outcome) in stored.iter().zip(&outcomes) {
+        store
+            .finish_trial(trial.id, experiment.id, outcome, &[])
+            .await
+            .expect("finish");
+    }
+    let minimum = store
+        .tally(experiment.id, Direction::Minimize)
+        .await
+        .expect("tally");
+    let mut states = minimum.states.clone();
+    states.sort_by_key(|(state, _)| state.as_str());
+    assert_eq!(
+        states,
+        [
+            (TrialState::EarlyStopped, 2),
+            (TrialState::Failed, 1),
+            (TrialState::Running, 1),
+            (TrialState::Succeeded, 3),
+        ]
+    );
+    assert_eq!(
+        minimum.best.as_ref().map(|t| t.index),
+        Some(1),
+        "the lowest index among equal objectives"
+    );
+    assert_eq!(minimum.steps_saved, Some((9 - 3) + 9));
+    let maximum = store
+        .tally(experiment.id, Direction::Maximize)
+        .await
+        .expect("tally");
+    assert_eq!(maximum.best.as_ref().map(|t| t.index), Some(0));
+    assert_eq!(maximum.best.as_ref().and_then(|t| t.objective), Some(0.5));
 }

@@ -67,7 +67,8 @@ pub(crate) use self::url::redact;
 use super::codec::{RunParams, TrialRow, decode_spec, encode_new_trials, encode_spec};
 use super::{
     CurvePoint, Experiment, ExperimentState, Micros, NewTrial, Observation, Store, StoreError,
-    Trial, TrialCaps, TrialEvent, TrialOutcome, TrialState, already_finished, now_micros,
+    Trial, TrialCaps, TrialEvent, TrialOutcome, TrialState, TrialTally, already_finished,
+    now_micros,
 };
 use crate::spec::ExperimentSpec;
 
@@ -770,6 +771,19 @@ impl Store for PostgresStore {
                         .collect()
                 })
             },
+        )
+        .await
+    }
+
+    async fn tally(
+        &self,
+        experiment_id: i64,
+        direction: tuneflow_algorithms::Direction,
+    ) -> Result<TrialTally, StoreError> {
+        self.read(
+            "tally",
+            &(experiment_id, direction),
+            |connection, (id, direction)| Box::pin(views::tally(connection, *id, *direction)),
         )
         .await
     }

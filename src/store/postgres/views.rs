@@ -8,7 +8,13 @@ use sqlx_postgres::{PgConnection, Postgres};
 
 use super::rows::{Event, trial_columns, trial_from_row};
 use super::spec_of;
-use crate::store::{CurvePoint, Micros, STOP_REQUESTED, StoreError, Trial, TrialEvent};
+use std::str::FromStr;
+
+use tuneflow_algorithms::Direction;
+
+use crate::store::{
+    CurvePoint, Micros, STOP_REQUESTED, StoreError, Trial, TrialEvent, TrialState, TrialTally,
+};
 
 /// See [`crate::store::Store::document`].
 pub(super) async fn document(
@@ -21,6 +27,58 @@ pub(super) async fn document(
             .fetch_optional(connection)
             .await?,
     )
+}
+
+/// See [`crate::store::Store::tally`]; the same statements as the SQLite store's.
+pub(super) async fn tally(
+    connection: &mut PgConnection,
+    experiment_id: i64,
+    direction: Direction,
+) -> Result<TrialTally, StoreError> {
+    let mut states = Vec::new();
+    for row in query::<Postgres>(
+        "SELECT state, COUNT(*) FROM trials WHERE experiment_id = $1 GROUP BY state ORDER BY state",
+    )
+    .bind(experiment_id)
+    .fetch_all(&mut *connection)
+    .await?
+    {
+        let state: String = row.try_get(0)?;
+        let count: i64 = row.try_get(1)?;
+        states.push((TrialState::from_str(&state)?, count.max(0) as u64));
+    }
+    let spec = spec_of(connection, experiment_id).await?;
+    let statement = match direction {
+        Direction::Minimize => concat!(
+            "SELECT ",
+            trial_columns!(),
+            " FROM trials WHERE experiment_id = $1 AND state = 'Succeeded' \
+             AND objective IS NOT NULL ORDER BY objective ASC, idx LIMIT 1"
+        ),
+        Direction::Maximize => concat!(
+            "SELECT ",
+            trial_columns!(),
+            " FROM trials WHERE experiment_id = $1 AND state = 'Succeeded' \
+             AND objective IS NOT NULL ORDER BY objective DESC, idx LIMIT 1"
+        ),
+    };
+    let best = query::<Postgres>(statement)
+        .bind(experiment_id)
+        .fetch_optional(&mut *connection)
+        .await?
+        .map(|row| trial_from_row(&spec, &row))
+        .transpose()?;
+    let row = query::<Postgres>(crate::store::SAVED_STEPS)
+        .bind(experiment_id)
+        .fetch_one(connection)
+        .await?;
+    let saved: i64 = row.try_get(0)?;
+    let stopped: i64 = row.try_get(1)?;
+    Ok(TrialTally {
+        states,
+        best,
+        steps_saved: (stopped > 0).then_some(saved.max(0) as u64),
+    })
 }
 
 /// See [`crate::store::Store::trials_changed_since`].

@@ -57,7 +57,8 @@ use self::thread::{Access, StoreThread};
 use super::codec::encode_new_trials;
 use super::{
     CurvePoint, Experiment, ExperimentState, Micros, NewTrial, Observation, Store, StoreError,
-    Trial, TrialCaps, TrialEvent, TrialOutcome, TrialState, already_finished, now_micros,
+    Trial, TrialCaps, TrialEvent, TrialOutcome, TrialState, TrialTally, already_finished,
+    now_micros,
 };
 use crate::spec::ExperimentSpec;
 
@@ -563,6 +564,15 @@ impl Store for SqliteStore {
             Ok(observations)
         })
         .await
+    }
+
+    async fn tally(
+        &self,
+        experiment_id: i64,
+        direction: tuneflow_algorithms::Direction,
+    ) -> Result<TrialTally, StoreError> {
+        self.read(move |tx| views::tally(tx, experiment_id, direction))
+            .await
     }
 
     async fn document(&self, experiment_id: i64) -> Result<Option<String>, StoreError> {

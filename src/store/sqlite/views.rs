@@ -9,7 +9,13 @@ use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::rows::{Event, TRIAL_COLUMNS, trial_from_row};
 use super::spec_of;
-use crate::store::{CurvePoint, Micros, STOP_REQUESTED, StoreError, Trial, TrialEvent};
+use std::str::FromStr;
+
+use tuneflow_algorithms::Direction;
+
+use crate::store::{
+    CurvePoint, Micros, STOP_REQUESTED, StoreError, Trial, TrialEvent, TrialState, TrialTally,
+};
 
 /// See [`crate::store::Store::document`].
 pub(super) fn document(
@@ -20,6 +26,47 @@ pub(super) fn document(
         .prepare_cached("SELECT document FROM experiments WHERE id = ?1")?
         .query_row([experiment_id], |row| row.get(0))
         .optional()?)
+}
+
+/// See [`crate::store::Store::tally`]: three statements over the `trials_by_state` index.
+pub(super) fn tally(
+    tx: &Transaction<'_>,
+    experiment_id: i64,
+    direction: Direction,
+) -> Result<TrialTally, StoreError> {
+    let mut states = Vec::new();
+    {
+        let mut statement = tx.prepare_cached(
+            "SELECT state, COUNT(*) FROM trials WHERE experiment_id = ?1 GROUP BY state",
+        )?;
+        let mut rows = statement.query([experiment_id])?;
+        while let Some(row) = rows.next()? {
+            let state: String = row.get(0)?;
+            let count: i64 = row.get(1)?;
+            states.push((TrialState::from_str(&state)?, count.max(0) as u64));
+        }
+    }
+    let spec = spec_of(tx, experiment_id)?;
+    let order = match direction {
+        Direction::Minimize => "ASC",
+        Direction::Maximize => "DESC",
+    };
+    let best = tx
+        .prepare_cached(&format!(
+            "SELECT {TRIAL_COLUMNS} FROM trials WHERE experiment_id = ?1 AND state = 'Succeeded' \
+             AND objective IS NOT NULL ORDER BY objective {order}, idx LIMIT 1"
+        ))?
+        .query_row([experiment_id], |row| Ok(trial_from_row(&spec, row)))
+        .optional()?
+        .transpose()?;
+    let (saved, stopped): (i64, i64) = tx
+        .prepare_cached(crate::store::SAVED_STEPS)?
+        .query_row([experiment_id], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    Ok(TrialTally {
+        states,
+        best,
+        steps_saved: (stopped > 0).then_some(saved.max(0) as u64),
+    })
 }
 
 /// See [`crate::store::Store::trials_changed_since`].
