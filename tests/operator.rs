@@ -810,7 +810,10 @@ async fn a_stop_request_stops_the_experiment_and_it_stays_stopped() {
     let store = open_store(dir.path()).await;
     let operator = Operator::start(&kube, store.clone(), dir.path());
     create(&kube, &resource("halted", spec(6, 2))).await;
-    wait_for("two Jobs", || (kube.list(&JOBS, Some(NS)).len() == 2).then_some(())).await;
+    wait_for("two Jobs", || {
+        (kube.list(&JOBS, Some(NS)).len() == 2).then_some(())
+    })
+    .await;
 
     // What `tuneflow stop` and the dashboard's stop button (through the operator's API) do.
     let stored = store

@@ -22,9 +22,11 @@
 //! - [`tpe`]: [`tpe::Tpe`], the tree-structured Parzen estimator (`tpe`, `multivariate-tpe`).
 //! - [`hyperband`]: [`hyperband::Hyperband`], Katib's Hyperband, budgets as a parameter.
 //! - [`stopping`]: early-stopping rules (`medianstop`, `asha`, `hyperband`).
+//! - [`importance`]: [`importance::fanova`], parameter importance by fANOVA over a random forest.
 
 pub mod grid;
 pub mod hyperband;
+pub mod importance;
 pub mod random;
 pub mod space;
 pub mod stopping;

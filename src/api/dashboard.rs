@@ -20,26 +20,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use shim::{ImportanceSettings, fanova};
-// SHIM-START (removed when tuneflow_algorithms::importance lands)
-mod shim {
-    use tuneflow_algorithms::{AlgorithmError, ParameterValue, SearchSpace};
-    #[derive(Default)]
-    pub struct ImportanceSettings {
-        pub seed: u64,
-    }
-    pub fn fanova(
-        space: &SearchSpace,
-        _t: &[(&[ParameterValue], f64)],
-        _s: &ImportanceSettings,
-    ) -> Result<Vec<f64>, AlgorithmError> {
-        Ok(vec![
-            1.0 / space.parameters.len() as f64;
-            space.parameters.len()
-        ])
-    }
-}
-// SHIM-END
+use tuneflow_algorithms::importance::{ImportanceSettings, fanova};
 use tuneflow_algorithms::{Direction, Distribution, Domain, ParameterValue};
 use utoipa::ToSchema;
 
