@@ -249,6 +249,10 @@ pub enum FileFormat {
     Json,
 }
 
+/// The longest trial timeout accepted: a year. Longer ones are refused by validation (and
+/// would overflow the clocks that enforce them).
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(366 * 24 * 3600);
+
 mod duration_secs {
     use std::time::Duration;
 
@@ -261,10 +265,15 @@ mod duration_secs {
         }
     }
 
+    /// Reads what [`serialize`] wrote. A value beyond [`super::MAX_TIMEOUT`] (stored before
+    /// validation bounded timeouts) reads as that bound rather than failing every read of
+    /// the experiment.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         let secs = Option::<f64>::deserialize(d)?;
-        Ok(secs
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(Duration::from_secs_f64))
+        Ok(secs.filter(|s| s.is_finite() && *s >= 0.0).map(|s| {
+            Duration::try_from_secs_f64(s)
+                .unwrap_or(super::MAX_TIMEOUT)
+                .min(super::MAX_TIMEOUT)
+        }))
     }
 }

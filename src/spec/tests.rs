@@ -698,6 +698,37 @@ fn bad_timeout() {
     assert_eq!(errors[0].message, "must be a positive duration");
 }
 
+/// Regression (reliability probe): a timeout of u64::MAX seconds validated, was stored, and
+/// then panicked every read of the experiment list.
+#[test]
+fn a_timeout_beyond_a_year_is_refused_and_never_panics_when_read() {
+    for huge in [
+        "timeout: 18446744073709551615s",
+        "timeout: 18446744073709551615",
+        "timeout: 400d",
+        "timeout: 1e300",
+    ] {
+        let errors = errors(&native_with("timeout: 90s", huge));
+        assert_eq!(paths(&errors), ["spec.trialTemplate.timeout"], "{huge}");
+    }
+    let year = ok(&native_with("timeout: 90s", "timeout: 365d"));
+    assert!(year.trial_template.and_then(|t| t.timeout).is_some());
+    // A spec stored before the bound reads back with the bound, not a panic.
+    let spec = ok(&native_with("timeout: 90s", "timeout: 90s"));
+    let mut stored = serde_json::to_value(&spec).expect("spec as JSON");
+    let template = stored
+        .as_object_mut()
+        .and_then(|s| s.values_mut().find(|v| v.get("timeout").is_some()))
+        .expect("the template is stored");
+    template["timeout"] = serde_json::json!(1.8446744073709552e19);
+    let read: crate::spec::ExperimentSpec =
+        serde_json::from_value(stored).expect("the stored spec reads back");
+    assert_eq!(
+        read.trial_template.and_then(|t| t.timeout),
+        Some(crate::spec::model::MAX_TIMEOUT)
+    );
+}
+
 #[test]
 fn native_template_needs_a_command() {
     let errors = errors(&native_with(

@@ -255,6 +255,17 @@ fn timeout(reader: &mut Reader, node: &Node, path: &str) -> Option<Duration> {
         }
     };
     match duration {
+        Some(duration) if duration > super::model::MAX_TIMEOUT => {
+            reader.error(
+                node,
+                path,
+                format!(
+                    "must be at most {} (a year); leave it out for no timeout",
+                    humantime::format_duration(super::model::MAX_TIMEOUT)
+                ),
+            );
+            None
+        }
         Some(duration) if !duration.is_zero() => Some(duration),
         _ => {
             reader.error(node, path, "must be a positive duration");
