@@ -784,3 +784,38 @@ async fn eight_concurrent_tpe_suggestions_are_distinct_and_spread_out() {
     let spread = (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 8.0).sqrt();
     assert!(spread > 0.05, "all eight crowd one point: {xs:?}");
 }
+
+/// Regression (reliability probe): a whitespace-only `--token` passed the guard against
+/// listening beyond loopback without one, after which no client could authenticate.
+#[test]
+fn a_blank_token_is_refused_and_a_padded_one_is_trimmed() {
+    let world = World::new();
+    for command in [
+        vec!["serve", "--addr", "0.0.0.0:0", "--token", "   "],
+        vec!["dashboard", "--addr", "0.0.0.0:0", "--token", "\t"],
+    ] {
+        let output = world
+            .tuneflow()
+            .args(&command)
+            .env_remove("TUNEFLOW_TOKEN")
+            .output()
+            .expect("run");
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{command:?}: {}",
+            common::text(&output)
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("the token is blank"), "{stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_read_with_its_newline_still_authenticates() {
+    let world = World::new();
+    let mut server = Server::start(&world, &["--token", "s3cret\n"]);
+    server.token = Some("s3cret".to_string());
+    let (status, body) = server.get("/api/v1/experiments").await;
+    assert_eq!(status, 200, "{body}");
+}

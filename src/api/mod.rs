@@ -199,6 +199,9 @@ pub enum ServeError {
         "refusing to listen on {0} without a token: anyone who can reach it could run commands through trial templates"
     )]
     NoToken(SocketAddr),
+    /// A token that is only whitespace: no client could send it.
+    #[error("the token is blank (only whitespace): no client could authenticate with it")]
+    BlankToken,
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -216,16 +219,36 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
+/// The token a server listening on `addr` requires: none for an empty one, surrounding
+/// whitespace (a token read from a file) trimmed; refused when it is blank, or when there is
+/// none and `addr` is reachable from other machines.
+///
+/// # Errors
+///
+/// [`ServeError::BlankToken`], [`ServeError::NoToken`].
+pub fn checked_token(
+    token: Option<String>,
+    addr: SocketAddr,
+) -> Result<Option<String>, ServeError> {
+    let token = match token {
+        Some(token) if token.is_empty() => None,
+        Some(token) if token.trim().is_empty() => return Err(ServeError::BlankToken),
+        Some(token) => Some(token.trim().to_string()),
+        None => None,
+    };
+    if token.is_none() && !addr.ip().is_loopback() {
+        return Err(ServeError::NoToken(addr));
+    }
+    Ok(token)
+}
+
 /// Serves until `shutdown` fires; `ready` is told the address actually bound.
 pub async fn serve(
     config: ServeConfig,
     ready: impl FnOnce(SocketAddr),
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
-    let token = config.token.filter(|t| !t.is_empty());
-    if token.is_none() && !config.addr.ip().is_loopback() {
-        return Err(ServeError::NoToken(config.addr));
-    }
+    let token = checked_token(config.token, config.addr)?;
     let location = StoreLocation::parse(&config.store)?;
     let store: Arc<dyn store::Store> = Arc::from(store::open(&location).await?);
     let listener = tokio::net::TcpListener::bind(config.addr)
@@ -363,10 +386,7 @@ async fn serve_over(
     shutdown: CancellationToken,
     read_only: bool,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>), ServeError> {
-    let token = token.filter(|t| !t.is_empty());
-    if token.is_none() && !addr.ip().is_loopback() {
-        return Err(ServeError::NoToken(addr));
-    }
+    let token = checked_token(token, addr)?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Bind { addr, source })?;

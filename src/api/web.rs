@@ -37,7 +37,9 @@ pub fn is_page(path: &str) -> bool {
     path == "/" || path == "/index.html" || path.starts_with("/ui/")
 }
 
-/// `GET /` and `GET /ui/*`: a file of the page.
+/// `GET /` and `GET /ui/*`: a file of the page. Every file is revalidated at each use
+/// (`no-cache` with an `ETag` from its hash), so a browser never mixes the files of two
+/// versions after an upgrade, and an unchanged file costs a 304.
 pub async fn page(request: Request) -> Response {
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return ApiError::new(
@@ -52,34 +54,45 @@ pub async fn page(request: Request) -> Response {
         "/" | "/index.html" => "index.html",
         other => other.trim_start_matches("/ui/"),
     };
-    match read(file) {
-        Some(bytes) => {
-            let mut response = (StatusCode::OK, bytes.into_owned()).into_response();
-            let headers = response.headers_mut();
-            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime(file)));
-            // index.html names the other files; it must not be cached past an upgrade.
-            let cache = if file == "index.html" {
-                "no-cache"
-            } else {
-                "public, max-age=300"
-            };
-            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-            response
-        }
-        None => ApiError::not_found(format!("the dashboard has no file `{file}`")).into_response(),
+    let Some((bytes, etag)) = read(file) else {
+        return ApiError::not_found(format!("the dashboard has no file `{file}`")).into_response();
+    };
+    let unchanged = etag.as_ref().is_some_and(|etag| {
+        request
+            .headers()
+            .get(header::IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|given| given.split(',').any(|tag| tag.trim() == etag))
+    });
+    let mut response = if unchanged {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (StatusCode::OK, bytes.into_owned()).into_response()
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime(file)));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if let Some(etag) = etag.and_then(|e| HeaderValue::from_str(&e).ok()) {
+        headers.insert(header::ETAG, etag);
     }
+    response
 }
 
-/// The bytes of one file of the page, from the binary or from [`DIR_VARIABLE`].
-fn read(file: &str) -> Option<Cow<'static, [u8]>> {
+/// The bytes of one file of the page and its entity tag: from the binary, or from
+/// [`DIR_VARIABLE`] (read at each request, without a tag).
+fn read(file: &str) -> Option<(Cow<'static, [u8]>, Option<String>)> {
     if file.split('/').any(|part| part == ".." || part.is_empty()) {
         return None;
     }
     match std::env::var_os(DIR_VARIABLE) {
         Some(dir) => std::fs::read(std::path::Path::new(&dir).join(file))
             .ok()
-            .map(Cow::Owned),
-        None => Assets::get(file).map(|f| f.data),
+            .map(|bytes| (Cow::Owned(bytes), None)),
+        None => Assets::get(file).map(|f| {
+            let hash = f.metadata.sha256_hash();
+            let tag: String = hash[..12].iter().map(|b| format!("{b:02x}")).collect();
+            (f.data, Some(format!("\"{tag}\"")))
+        }),
     }
 }
 
@@ -132,6 +145,26 @@ mod tests {
             "text/javascript; charset=utf-8"
         );
         assert_eq!(mime("index.html"), "text/html; charset=utf-8");
+    }
+
+    #[tokio::test]
+    async fn files_are_revalidated_by_their_tag() {
+        let get = |tag: Option<&str>| {
+            let mut request = Request::builder().uri("/ui/app.js");
+            if let Some(tag) = tag {
+                request = request.header(header::IF_NONE_MATCH, tag);
+            }
+            page(request.body(axum::body::Body::empty()).expect("request"))
+        };
+        let first = get(None).await;
+        assert_eq!(first.status(), StatusCode::OK);
+        assert_eq!(first.headers()[header::CACHE_CONTROL], "no-cache");
+        let tag = first.headers()[header::ETAG]
+            .to_str()
+            .expect("tag")
+            .to_string();
+        assert_eq!(get(Some(&tag)).await.status(), StatusCode::NOT_MODIFIED);
+        assert_eq!(get(Some("\"other\"")).await.status(), StatusCode::OK);
     }
 
     #[test]

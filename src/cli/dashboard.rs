@@ -29,10 +29,11 @@ pub async fn dashboard(store_url: &str, args: DashboardArgs) -> anyhow::Result<E
     .await;
     let (bound, task) = match served {
         Ok(served) => served,
-        Err(ServeError::NoToken(addr)) => {
-            eprintln!("error: {}", ServeError::NoToken(addr));
-            eprintln!("hint: pass --token SECRET (or set TUNEFLOW_TOKEN), or listen on 127.0.0.1");
-            return Ok(Exit::Invalid);
+        Err(error @ (ServeError::NoToken(_) | ServeError::BlankToken)) => {
+            return Ok(super::serve::refused(
+                &error,
+                "pass --token SECRET (or set TUNEFLOW_TOKEN), or listen on 127.0.0.1",
+            ));
         }
         Err(e) => return Err(e.into()),
     };

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Exit, OperatorArgs};
-use crate::api::{self, ServeError};
+use crate::api;
 use crate::engine::TrackingEndpoint;
 use crate::executor::kubernetes::connect::connect;
 use crate::operator::jobs::KubernetesExecutors;
@@ -28,7 +28,15 @@ pub async fn operator(store_url: &str, args: OperatorArgs) -> anyhow::Result<Exi
     let shutdown = CancellationToken::new();
     tokio::spawn(super::run::watch_signals(shutdown.clone()));
 
-    let token = args.token.clone().filter(|t| !t.is_empty());
+    let token = match api::checked_token(args.token.clone(), args.listen) {
+        Ok(token) => token,
+        Err(error) => {
+            return Ok(super::serve::refused(
+                &error,
+                "set TUNEFLOW_TOKEN (deploy/ takes it from the Secret tuneflow-api-token), or listen on 127.0.0.1",
+            ));
+        }
+    };
     let (bound, served) = match api::serve_store(
         store.clone(),
         args.listen,
@@ -39,14 +47,6 @@ pub async fn operator(store_url: &str, args: OperatorArgs) -> anyhow::Result<Exi
     .await
     {
         Ok(serving) => serving,
-        Err(ServeError::NoToken(addr)) => {
-            eprintln!("error: {}", ServeError::NoToken(addr));
-            eprintln!(
-                "hint: set TUNEFLOW_TOKEN (deploy/ takes it from the Secret tuneflow-api-token), \
-                 or listen on 127.0.0.1"
-            );
-            return Ok(Exit::Invalid);
-        }
         Err(e) => return Err(e.into()),
     };
     eprintln!(

@@ -51,11 +51,24 @@ pub async fn serve(store_url: &str, args: ServeArgs) -> anyhow::Result<Exit> {
     .await;
     match result {
         Ok(()) => Ok(Exit::Success),
-        Err(ServeError::NoToken(addr)) => {
-            eprintln!("error: {}", ServeError::NoToken(addr));
-            eprintln!("hint: pass --token SECRET (or set TUNEFLOW_TOKEN), or listen on 127.0.0.1");
-            Ok(Exit::Invalid)
-        }
+        Err(error @ (ServeError::NoToken(_) | ServeError::BlankToken)) => Ok(refused(
+            &error,
+            "pass --token SECRET (or set TUNEFLOW_TOKEN), or listen on 127.0.0.1",
+        )),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Says why a server refused to start over its token, with `hint` for a missing one.
+pub(super) fn refused(error: &ServeError, hint: &str) -> Exit {
+    eprintln!("error: {error}");
+    match error {
+        ServeError::BlankToken => {
+            eprintln!(
+                "hint: the token must have visible characters; check the variable or file it comes from"
+            );
+        }
+        _ => eprintln!("hint: {hint}"),
+    }
+    Exit::Invalid
 }
