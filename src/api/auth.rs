@@ -28,16 +28,19 @@ pub async fn require_token(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    match given {
+    let refusal = match given {
         Some(given) if same(given.trim().as_bytes(), expected.as_bytes()) => {
-            next.run(request).await
+            return next.run(request).await;
         }
-        Some(_) => ApiError::unauthorized("the bearer token is wrong").into_response(),
+        Some(_) => ApiError::unauthorized("the bearer token is wrong"),
         None => ApiError::unauthorized(
             "this server needs `Authorization: Bearer TOKEN` (the token it was started with)",
-        )
-        .into_response(),
-    }
+        ),
+    };
+    // Read what the client is still sending (up to the body limit) before answering: a
+    // connection closed on an unread body reaches the client as a reset, not as this 401.
+    let _ = axum::body::to_bytes(request.into_body(), super::BODY_LIMIT).await;
+    refusal.into_response()
 }
 
 /// Compares in time independent of where the inputs differ.
