@@ -836,7 +836,9 @@ async fn an_unauthenticated_post_gets_its_401_not_a_reset() {
             "POST /api/v1/experiments HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         );
-        stream.write_all(request.as_bytes()).expect("the whole request is taken");
+        stream
+            .write_all(request.as_bytes())
+            .expect("the whole request is taken");
         let mut answer = Vec::new();
         let mut buffer = [0u8; 4096];
         loop {

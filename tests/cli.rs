@@ -304,3 +304,52 @@ print("accuracy=0.0001 on stdout is not the metrics source")
         }
     }
 }
+
+/// Regression (reliability probe): a stderr that cannot be written (a full disk) made `run`
+/// exit 101 and leave a trial Running; `experiments` and the rest panicked the same way.
+#[test]
+fn an_unwritable_stderr_or_a_closed_stdout_is_no_panic() {
+    let world = World::new();
+    world.write("trial.sh", "echo loss=$1\n");
+    let file = world.write(
+        "full.yaml",
+        &x_experiment(
+            "full",
+            "maxTrialCount: 3\nparallelTrialCount: 1",
+            "command: [sh, trial.sh, \"${parameters.x}\"]",
+        ),
+    );
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    let run = world
+        .tuneflow()
+        .args(["run", file.to_str().expect("path")])
+        .stderr(full)
+        .output()
+        .expect("run");
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let experiment = world.experiment("full");
+    assert_eq!(experiment["state"], "Succeeded", "{experiment}");
+    assert_eq!(experiment["trials"]["running"], 0);
+
+    // A reader that goes away before the answer (`tuneflow trials full | head -0`).
+    for args in [vec!["experiments"], vec!["trials", "full", "-o", "json"]] {
+        let mut child = world
+            .tuneflow()
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        drop(child.stdout.take());
+        let output = child.wait_with_output().expect("wait");
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {}", text(&output));
+        assert!(
+            !String::from_utf8_lossy(&output.stderr).contains("panicked"),
+            "{}",
+            text(&output)
+        );
+    }
+}

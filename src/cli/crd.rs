@@ -6,6 +6,6 @@ use crate::operator::resource::crd_yaml;
 
 /// Prints the CustomResourceDefinition on stdout.
 pub fn crd() -> anyhow::Result<Exit> {
-    print!("{}", crd_yaml()?);
+    out!("{}", crd_yaml()?);
     Ok(Exit::Success)
 }

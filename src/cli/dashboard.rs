@@ -44,7 +44,7 @@ pub async fn dashboard(store_url: &str, args: DashboardArgs) -> anyhow::Result<E
         let _ = writeln!(stdout, "tuneflow dashboard on {url}");
         let _ = stdout.flush();
     }
-    eprintln!(
+    errln!(
         "store: {}; read-only; {}; Ctrl-C stops",
         location_label(&location),
         if args.token.as_deref().is_some_and(|t| !t.is_empty()) {
@@ -82,7 +82,7 @@ fn open_browser(url: &str) {
         .stderr(std::process::Stdio::null())
         .spawn();
     if let Err(e) = opened {
-        eprintln!("cannot open a browser ({opener}: {e})");
-        eprintln!("hint: open {url} yourself");
+        errln!("cannot open a browser ({opener}: {e})");
+        errln!("hint: open {url} yourself");
     }
 }

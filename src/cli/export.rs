@@ -27,8 +27,8 @@ pub(super) fn flag_uri(value: Option<&str>) -> Result<Option<Url>, Exit> {
     match spec::tracking::mlflow_uri(value) {
         Ok(url) => Ok(Some(url)),
         Err(message) => {
-            eprintln!("error: --mlflow-uri (or TUNEFLOW_MLFLOW_URI): {message}");
-            eprintln!("hint: {}", spec::tracking::MLFLOW_URI_HINT);
+            errln!("error: --mlflow-uri (or TUNEFLOW_MLFLOW_URI): {message}");
+            errln!("hint: {}", spec::tracking::MLFLOW_URI_HINT);
             Err(Exit::Invalid)
         }
     }
@@ -51,18 +51,18 @@ pub(super) async fn finish(
     let report = exporter.flush(timeout).await;
     exporter.stop().await;
     if report.is_complete() {
-        eprintln!("MLflow: experiment {experiment} is mirrored to {uri}");
+        errln!("MLflow: experiment {experiment} is mirrored to {uri}");
     } else {
         let why = report
             .error
             .as_deref()
             .map(|e| format!(": {e}"))
             .unwrap_or_else(|| format!(" within {}s", timeout.as_secs()));
-        eprintln!(
+        errln!(
             "warning: MLflow export incomplete, {} not sent to {uri}{why}",
             report.pending
         );
-        eprintln!(
+        errln!(
             "hint: the store keeps everything; when MLflow answers, `tuneflow export {experiment} --mlflow-uri {uri}` sends the rest (nothing is sent twice)"
         );
     }
@@ -81,11 +81,11 @@ pub async fn export(store_url: &str, args: ExportArgs) -> anyhow::Result<Exit> {
         return Err(store::StoreError::NotFound(args.experiment).into());
     };
     let Some(uri) = target(flag.as_ref(), &experiment.spec) else {
-        eprintln!(
+        errln!(
             "error: experiment {} names no MLflow server (spec.tracking.mlflow.uri)",
             experiment.name
         );
-        eprintln!("hint: pass --mlflow-uri URL");
+        errln!("hint: pass --mlflow-uri URL");
         return Ok(Exit::Invalid);
     };
     let exporter = Exporter::spawn(store, Selection::Experiment(experiment.name.clone()), flag);

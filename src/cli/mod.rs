@@ -4,6 +4,41 @@
 //! codes and error messages. Data goes to stdout (a table, or JSON with `--output json`);
 //! progress, errors and hints go to stderr.
 
+/// `println!` that cannot panic: a stdout that cannot be written (a pipe closed by `head`, a
+/// full disk) drops the line instead of ending the process, so a long `run` finishes its
+/// experiment whatever happens to its output.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// `print!` that cannot panic (see `outln!`).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// `eprintln!` that cannot panic: a stderr that cannot be written loses the message, never
+/// the run (a panic there once left a trial Running).
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
+/// `eprint!` that cannot panic (see `errln!`).
+macro_rules! err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 mod crd;
 mod dashboard;
 mod export;

@@ -19,7 +19,7 @@ pub async fn operator(store_url: &str, args: OperatorArgs) -> anyhow::Result<Exi
     let connection = match connect(None).await {
         Ok(connection) => connection,
         Err(message) => {
-            eprintln!("error: {message}");
+            errln!("error: {message}");
             return Ok(Exit::Failure);
         }
     };
@@ -49,7 +49,7 @@ pub async fn operator(store_url: &str, args: OperatorArgs) -> anyhow::Result<Exi
         Ok(serving) => serving,
         Err(e) => return Err(e.into()),
     };
-    eprintln!(
+    errln!(
         "tuneflow operator: store {store_url}; API on http://{bound}; cluster from {}",
         connection.source
     );
@@ -65,7 +65,7 @@ pub async fn operator(store_url: &str, args: OperatorArgs) -> anyhow::Result<Exi
             duration: args.lease_duration,
         }),
         (None, false) => {
-            eprintln!(
+            errln!(
                 "note: no --lease-namespace (or POD_NAMESPACE): running without leader \
                  election; run a single replica"
             );
@@ -93,7 +93,7 @@ pub async fn operator(store_url: &str, args: OperatorArgs) -> anyhow::Result<Exi
     match result {
         Ok(()) => Ok(Exit::Success),
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             Ok(Exit::Failure)
         }
     }

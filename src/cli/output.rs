@@ -26,18 +26,22 @@ where
     table
 }
 
-/// Prints `value` as pretty JSON on stdout.
+/// Prints `value` as pretty JSON on stdout. A reader that went away (`| head`) is no error.
 pub fn json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut stdout, value)?;
-    writeln!(stdout)?;
-    Ok(())
+    let written = serde_json::to_writer_pretty(&mut stdout, value)
+        .map_err(std::io::Error::from)
+        .and_then(|()| writeln!(stdout));
+    match written {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
 /// Prints a table (trimmed of the preset's padding) on stdout.
 pub fn print_table(table: &Table) {
     for line in table.to_string().lines() {
-        println!("{}", line.trim_end());
+        outln!("{}", line.trim_end());
     }
 }
 
@@ -51,9 +55,9 @@ pub fn error(error: &anyhow::Error) {
             text.push_str(&format!(": {cause}"));
         }
     }
-    eprintln!("{text}");
+    errln!("{text}");
     if let Some(hint) = hint_for(&text) {
-        eprintln!("hint: {hint}");
+        errln!("hint: {hint}");
     }
 }
 

@@ -108,7 +108,7 @@ impl Progress for Display {
         if self.interactive {
             self.bar.println(line);
         } else {
-            eprintln!("{line}");
+            errln!("{line}");
         }
     }
 }

@@ -45,7 +45,7 @@ pub async fn experiments(store_url: &str, args: ListArgs) -> anyhow::Result<Exit
         return Ok(Exit::Success);
     }
     if summaries.is_empty() {
-        eprintln!("no experiments in this store");
+        errln!("no experiments in this store");
         return Ok(Exit::Success);
     }
     let mut table = output::table([
@@ -154,7 +154,7 @@ pub async fn best(store_url: &str, args: ExperimentArgs) -> anyhow::Result<Exit>
 
 /// Prints the best trial for people.
 pub fn print_best(best: &BestTrial) {
-    println!(
+    outln!(
         "best trial: {}  {} = {}",
         best.trial,
         best.metric,
@@ -196,23 +196,23 @@ pub async fn trial(store_url: &str, args: TrialArgs) -> anyhow::Result<Exit> {
         })?;
         return Ok(Exit::Success);
     }
-    println!("trial {}: {}", summary.name, summary.state);
+    outln!("trial {}: {}", summary.name, summary.state);
     if let Some(message) = &summary.message {
-        println!("  {message}");
+        outln!("  {message}");
     }
-    println!(
+    outln!(
         "{}: {}",
         experiment.spec.objective.metric,
         summary::human_opt(summary.objective)
     );
     for (name, value) in &summary.parameters {
-        println!("  {name} = {}", summary::cell(value));
+        outln!("  {name} = {}", summary::cell(value));
     }
     if observations.is_empty() {
-        println!("no observations");
+        outln!("no observations");
         return Ok(Exit::Success);
     }
-    println!();
+    outln!();
     let mut table = output::table(["METRIC", "STEP", "VALUE", "TIME"]);
     for o in &observations {
         table.add_row(vec![

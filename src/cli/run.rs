@@ -31,15 +31,15 @@ pub async fn run(store_url: &str, args: RunArgs) -> anyhow::Result<Exit> {
     let document = match std::fs::read_to_string(&args.file) {
         Ok(text) => text,
         Err(e) => {
-            eprintln!("error: cannot read {}: {e}", args.file.display());
+            errln!("error: cannot read {}: {e}", args.file.display());
             return Ok(Exit::Invalid);
         }
     };
     let spec = match spec::parse_str(&document, &args.file.display().to_string()) {
         Ok(spec) => spec,
         Err(errors) => {
-            eprint!("{errors}");
-            eprintln!(
+            err!("{errors}");
+            errln!(
                 "hint: `tuneflow validate {}` checks a file without running it",
                 args.file.display()
             );
@@ -53,7 +53,7 @@ pub async fn run(store_url: &str, args: RunArgs) -> anyhow::Result<Exit> {
     let executor = match args.executor.build().await {
         Ok(executor) => executor,
         Err(message) => {
-            eprintln!("error: {message}");
+            errln!("error: {message}");
             return Ok(Exit::Failure);
         }
     };
@@ -92,7 +92,7 @@ pub async fn run(store_url: &str, args: RunArgs) -> anyhow::Result<Exit> {
     tokio::spawn(watch_signals(cancel.clone()));
     // A PostgreSQL password stays out of the terminal's scrollback.
     let store_word = shell_word(&crate::store::postgres::redact(store_url));
-    eprintln!(
+    errln!(
         "watch it live: tuneflow dashboard --store {store_word} --open  (stop it: tuneflow stop {} --store {store_word})",
         shell_word(&name),
     );
@@ -130,7 +130,7 @@ pub async fn run(store_url: &str, args: RunArgs) -> anyhow::Result<Exit> {
     } else {
         print_summary(&summary, &experiment.spec, &ranked);
         if let Some(best) = BestTrial::of(&experiment, &trials) {
-            println!();
+            outln!();
             super::query::print_best(&best);
         }
     }
@@ -147,7 +147,7 @@ fn print_summary(
     ranked: &[&crate::store::Trial],
 ) {
     let c = &summary.trials;
-    println!(
+    outln!(
         "experiment {}: {} ({})",
         summary.name,
         summary.state,
@@ -157,7 +157,7 @@ fn print_summary(
             .or(summary.reason.as_deref())
             .unwrap_or("")
     );
-    println!(
+    outln!(
         "trials: {} succeeded, {} failed, {} killed, {} total",
         c.succeeded,
         c.failures(),
@@ -167,7 +167,7 @@ fn print_summary(
     if ranked.is_empty() {
         return;
     }
-    println!();
+    outln!();
     let mut header = vec![
         "RANK".to_string(),
         "TRIAL".to_string(),
@@ -214,6 +214,6 @@ pub(super) async fn watch_signals(cancel: CancellationToken) {
         _ = tokio::signal::ctrl_c() => {}
         () = terminate => {}
     }
-    eprintln!("interrupted: stopping...");
+    errln!("interrupted: stopping...");
     cancel.cancel();
 }

@@ -16,7 +16,7 @@ pub async fn serve(store_url: &str, args: ServeArgs) -> anyhow::Result<Exit> {
     let executor = match args.executor.build().await {
         Ok(executor) => executor,
         Err(message) => {
-            eprintln!("error: {message}");
+            errln!("error: {message}");
             return Ok(Exit::Failure);
         }
     };
@@ -37,7 +37,7 @@ pub async fn serve(store_url: &str, args: ServeArgs) -> anyhow::Result<Exit> {
             let mut stdout = std::io::stdout().lock();
             let _ = writeln!(stdout, "tuneflow serving on http://{bound}");
             let _ = stdout.flush();
-            eprintln!(
+            errln!(
                 "store: {store_url}; {}; API description at http://{bound}/openapi.json; Ctrl-C stops",
                 if secured {
                     "bearer token required"
@@ -61,14 +61,14 @@ pub async fn serve(store_url: &str, args: ServeArgs) -> anyhow::Result<Exit> {
 
 /// Says why a server refused to start over its token, with `hint` for a missing one.
 pub(super) fn refused(error: &ServeError, hint: &str) -> Exit {
-    eprintln!("error: {error}");
+    errln!("error: {error}");
     match error {
         ServeError::BlankToken => {
-            eprintln!(
+            errln!(
                 "hint: the token must have visible characters; check the variable or file it comes from"
             );
         }
-        _ => eprintln!("hint: {hint}"),
+        _ => errln!("hint: {hint}"),
     }
     Exit::Invalid
 }

@@ -28,27 +28,28 @@ async fn stop_in_store(store_url: &str, args: &StopArgs) -> anyhow::Result<Exit>
     let location = StoreLocation::parse(store_url)?;
     let store = store::open(&location).await?;
     let Some(experiment) = store.experiment(&args.experiment).await? else {
-        eprintln!(
+        errln!(
             "error: no experiment named `{}` in {store_url}",
             args.experiment
         );
-        eprintln!("hint: `tuneflow experiments` lists them");
+        errln!("hint: `tuneflow experiments` lists them");
         return Ok(Exit::Failure);
     };
     if !matches!(
         experiment.state,
         ExperimentState::Running | ExperimentState::Created
     ) {
-        eprintln!(
+        errln!(
             "error: experiment `{}` is {}, not running: there is nothing to stop",
-            experiment.name, experiment.state
+            experiment.name,
+            experiment.state
         );
         return Ok(Exit::Failure);
     }
     store
         .request_stop(experiment.id, "stop requested by `tuneflow stop`")
         .await?;
-    eprintln!(
+    errln!(
         "stop requested for `{}`; waiting for it to stop...",
         experiment.name
     );
@@ -64,7 +65,7 @@ async fn stop_in_store(store_url: &str, args: &StopArgs) -> anyhow::Result<Exit>
                 ));
             }
             None => {
-                eprintln!("experiment `{}` was deleted meanwhile", experiment.name);
+                errln!("experiment `{}` was deleted meanwhile", experiment.name);
                 return Ok(Exit::Failure);
             }
             Some(_) if Instant::now() >= deadline => {
@@ -103,16 +104,16 @@ async fn stop_through(server: &url::Url, args: &StopArgs) -> anyhow::Result<Exit
             .as_str()
             .map(str::to_string)
             .unwrap_or_else(|| status.to_string());
-        eprintln!(
+        errln!(
             "error: {server} refused to stop `{}`: {message}",
             args.experiment
         );
         if status == reqwest::StatusCode::UNAUTHORIZED {
-            eprintln!("hint: pass the server's token with --token (or TUNEFLOW_TOKEN)");
+            errln!("hint: pass the server's token with --token (or TUNEFLOW_TOKEN)");
         }
         return Ok(Exit::Failure);
     }
-    eprintln!(
+    errln!(
         "stop requested for `{}`; waiting for it to stop...",
         args.experiment
     );
@@ -138,23 +139,23 @@ async fn stop_through(server: &url::Url, args: &StopArgs) -> anyhow::Result<Exit
 
 /// Says how the experiment ended.
 fn report(name: &str, state: ExperimentState, message: Option<&str>) -> Exit {
-    println!(
+    outln!(
         "experiment {name}: {state}{}",
         message.map(|m| format!(" ({m})")).unwrap_or_default()
     );
     if state == ExperimentState::Interrupted {
-        eprintln!("hint: running it again (`tuneflow run FILE`) resumes it");
+        errln!("hint: running it again (`tuneflow run FILE`) resumes it");
     }
     Exit::Success
 }
 
 /// Says that the request is recorded but nothing acted on it yet.
 fn not_yet(name: &str, waited: Duration) -> Exit {
-    eprintln!(
+    errln!(
         "error: `{name}` is still running after {}: the stop request is recorded, and the process running it acts on it when it next looks",
         humantime::format_duration(waited)
     );
-    eprintln!(
+    errln!(
         "hint: is that process alive? A crashed run leaves its experiment Running until it is run again"
     );
     Exit::Failure

@@ -67,9 +67,9 @@ pub async fn submit(args: SubmitArgs) -> anyhow::Result<Exit> {
 fn convert(args: &SubmitArgs) -> anyhow::Result<Option<ExperimentResource>> {
     let source = args.file.display().to_string();
     if let Err(errors) = spec::parse_file(&args.file) {
-        eprintln!("{errors}");
+        errln!("{errors}");
         let count = errors.errors.len();
-        eprintln!(
+        errln!(
             "{count} error{} in {source}; nothing was submitted",
             if count == 1 { "" } else { "s" }
         );
@@ -97,7 +97,7 @@ fn print(resource: &ExperimentResource, format: ManifestFormat) -> anyhow::Resul
         ManifestFormat::Yaml => serde_saphyr::to_string(resource)?,
         ManifestFormat::Json => serde_json::to_string_pretty(resource)? + "\n",
     };
-    print!("{text}");
+    out!("{text}");
     Ok(())
 }
 
@@ -134,7 +134,7 @@ async fn apply(mut resource: ExperimentResource, args: &SubmitArgs) -> anyhow::R
         .map_err(|error| explain(&error, &target, &namespace))?;
     match args.output {
         Some(format) => print(&applied, format)?,
-        None => println!(
+        None => outln!(
             "experiment.tuneflow.dev/{name} {}",
             if existing.is_some() {
                 "configured"
@@ -143,7 +143,7 @@ async fn apply(mut resource: ExperimentResource, args: &SubmitArgs) -> anyhow::R
             }
         ),
     }
-    eprintln!("hint: watch it with `kubectl get experiments -n {namespace} -w`");
+    errln!("hint: watch it with `kubectl get experiments -n {namespace} -w`");
     Ok(Exit::Success)
 }
 

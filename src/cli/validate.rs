@@ -27,7 +27,7 @@ pub fn validate(args: ValidateArgs) -> Exit {
             },
             Err(errors) => {
                 if args.output == Output::Table {
-                    eprintln!("{errors}");
+                    errln!("{errors}");
                 }
                 Report {
                     file: file.display().to_string(),
@@ -38,7 +38,7 @@ pub fn validate(args: ValidateArgs) -> Exit {
             }
         };
         if args.output == Output::Table && report.valid {
-            println!(
+            outln!(
                 "{}: valid (experiment {})",
                 report.file,
                 report.experiment.as_deref().unwrap_or("")
@@ -54,7 +54,7 @@ pub fn validate(args: ValidateArgs) -> Exit {
         }
     } else if invalid > 0 {
         let errors: usize = reports.iter().map(|r| r.errors.len()).sum();
-        eprintln!(
+        errln!(
             "{errors} error{} in {invalid} of {} file{}",
             if errors == 1 { "" } else { "s" },
             reports.len(),
