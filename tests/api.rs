@@ -857,3 +857,61 @@ async fn an_unauthenticated_post_gets_its_401_not_a_reset() {
         assert!(text.starts_with("HTTP/1.1 401"), "{text}");
     }
 }
+
+/// Regression (reliability probe): connections that never finished their headers were held
+/// forever, and 1,100 of them made `/healthz` time out, with no token needed. Now each has
+/// `HEADER_READ_TIMEOUT` (10 s) to send its headers, and the server keeps answering others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_never_send_their_headers_are_closed() {
+    use std::io::{Read, Write};
+    let world = World::new();
+    let server = Server::start(&world, &[]);
+    let address = server.url.trim_start_matches("http://").to_string();
+    let mut idle: Vec<std::net::TcpStream> = (0..300)
+        .map(|_| std::net::TcpStream::connect(&address).expect("connect"))
+        .collect();
+    let mut trickle = std::net::TcpStream::connect(&address).expect("connect");
+    trickle
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: slow\r\n")
+        .expect("half a request");
+    let started = std::time::Instant::now();
+    let (status, _) = server.get("/healthz").await;
+    assert_eq!(status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "healthz took {:?} beside 301 idle connections",
+        started.elapsed()
+    );
+    // Within the header timeout (and some slack), the server closes them all.
+    idle.push(trickle);
+    for stream in &mut idle {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+    }
+    let closed = tokio::task::spawn_blocking(move || {
+        idle.iter()
+            .filter(|stream| {
+                let mut stream: &std::net::TcpStream = stream;
+                let mut buffer = [0u8; 512];
+                loop {
+                    match stream.read(&mut buffer) {
+                        Ok(0) => return true,
+                        Ok(_) => continue,
+                        Err(e) => {
+                            return e.kind() != std::io::ErrorKind::WouldBlock
+                                && e.kind() != std::io::ErrorKind::TimedOut;
+                        }
+                    }
+                }
+            })
+            .count()
+    })
+    .await
+    .expect("readers");
+    assert_eq!(
+        closed, 301,
+        "every silent connection is closed by the server"
+    );
+    assert!(started.elapsed() < Duration::from_secs(25));
+}

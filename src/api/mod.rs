@@ -292,21 +292,72 @@ pub async fn serve(
     Ok(served?)
 }
 
-/// Serves `state`'s routes on `listener` until `shutdown`, with TCP_NODELAY on every
-/// connection (answers are small and written in one piece; Nagle would only delay them).
+/// How long a connection may take to send a request's headers, from when it opens or from
+/// the end of its previous answer: connections that open and say nothing (or trickle their
+/// headers) are closed instead of held forever.
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The most connections served at once; further ones wait in the listen backlog until one
+/// closes, so a flood of connections can exhaust neither file descriptors nor memory.
+pub const MAX_CONNECTIONS: usize = 2048;
+
+/// How long shutting down waits for the requests in flight.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves `state`'s routes on `listener` until `shutdown`: HTTP/1.1 with keep-alive,
+/// TCP_NODELAY on every connection (answers are small and written in one piece; Nagle would
+/// only delay them), [`HEADER_READ_TIMEOUT`] and [`MAX_CONNECTIONS`] against clients that
+/// hold connections without using them.
 async fn serve_on(
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+    let service = hyper_util::service::TowerToHyperService::new(router(state));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot,
+            () = shutdown.cancelled() => break,
+        };
+        let Ok(slot) = slot else { break };
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    // Out of file descriptors, or a connection reset before it was taken:
+                    // pause briefly rather than spin, as axum's own loop does.
+                    tracing::debug!("accepting a connection failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!("cannot set TCP_NODELAY: {e}");
         }
-    });
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
+        let connection = http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service.clone());
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("connection ended: {e}");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
         .await
+        .is_err()
+    {
+        tracing::warn!("requests still in flight after {SHUTDOWN_GRACE:?}; stopping anyway");
+    }
+    Ok(())
 }
 
 /// The tracking endpoint local trials reach a server bound to `bound` at: a wildcard address
