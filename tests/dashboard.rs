@@ -540,3 +540,51 @@ async fn the_dashboard_serves_its_page_to_anyone_and_its_data_to_token_holders()
     let (status, columns) = dashboard.get("/api/v1/experiments/guarded/columns").await;
     assert_eq!(status, 200, "{columns}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tuneflow_stop_asks_a_server_with_its_token() {
+    let world = World::new();
+    let server = Server::start(&world, &["--token", "s3cret"]);
+    server.create(client_experiment("remote", json!({}))).await;
+    let running = server.suggest("remote", 2).await;
+    assert_eq!(running["trials"].as_array().map(Vec::len), Some(2));
+    let url = server.url.clone();
+
+    let wrong = world
+        .tuneflow()
+        .args(["stop", "remote", "--server", &url, "--token", "guess"])
+        .env_remove("TUNEFLOW_TOKEN")
+        .output()
+        .expect("stop");
+    assert_eq!(wrong.status.code(), Some(1), "{}", text(&wrong));
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr).contains("--token"),
+        "{}",
+        text(&wrong)
+    );
+
+    let stop = world
+        .tuneflow()
+        .args(["stop", "remote", "--server", &url, "--token", "s3cret"])
+        .env_remove("TUNEFLOW_TOKEN")
+        .output()
+        .expect("stop");
+    assert!(stop.status.success(), "{}", text(&stop));
+    assert!(
+        String::from_utf8_lossy(&stop.stdout).contains("experiment remote: Interrupted"),
+        "{}",
+        text(&stop)
+    );
+    let (_, experiment) = server.get("/api/v1/experiments/remote").await;
+    assert_eq!(experiment["reason"], "Stopped");
+    assert_eq!(experiment["trials"]["killed"], 2, "{experiment}");
+    // A client that asks again resumes it.
+    let resumed = server.suggest("remote", 1).await;
+    assert_eq!(
+        resumed["trials"].as_array().map(Vec::len),
+        Some(1),
+        "{resumed}"
+    );
+    let (_, experiment) = server.get("/api/v1/experiments/remote").await;
+    assert_eq!(experiment["state"], "Running");
+}
