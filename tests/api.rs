@@ -915,3 +915,38 @@ async fn connections_that_never_send_their_headers_are_closed() {
     );
     assert!(started.elapsed() < Duration::from_secs(25));
 }
+
+/// Regression (reliability probe): REST observations accepted metric names that MLflow
+/// refuses (NUL, `../`, newline), which the tracking view then could not serve.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metric_names_follow_one_rule_everywhere() {
+    let world = World::new();
+    let server = Server::start(&world, &[]);
+    server
+        .create(client_experiment("names", json!({"parallelTrialCount": 2})))
+        .await;
+    let trial = names(&server.suggest("names", 1).await).remove(0);
+    let path = format!("/api/v1/experiments/names/trials/{trial}/observations");
+    for bad in ["lo\u{0}ss", "../loss", "lo\nss", "/loss", " "] {
+        let (status, body) = server
+            .post(&path, json!({"step": 0, "metrics": {bad: 0.5}}))
+            .await;
+        assert_eq!(status, 422, "{bad:?}: {body}");
+        assert_eq!(body["error"]["code"], "invalid_input");
+    }
+    let (status, body) = server
+        .post(
+            &path,
+            json!({"step": 0, "metrics": {"val/loss": 0.5, "top-1 acc": 0.9}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, trial) = server
+        .get(&format!("/api/v1/experiments/names/trials/{trial}"))
+        .await;
+    assert_eq!(
+        trial["observations"].as_array().map(Vec::len),
+        Some(2),
+        "{trial}"
+    );
+}

@@ -50,9 +50,6 @@ pub const DEFAULT_TRIAL_LEASE: Duration = Duration::from_secs(3600);
 /// server's results (and what reloading every trial costs per suggestion).
 const RELOAD_INTERVAL: Duration = Duration::from_millis(100);
 
-/// The longest metric name accepted (MLflow's limit for keys).
-const MAX_METRIC_NAME: usize = 250;
-
 /// What an observation means for the trial that reported it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -881,9 +878,10 @@ pub fn check_metrics(metrics: &[(String, f64)], step: i64) -> Result<(), EngineE
         )));
     }
     for (name, value) in metrics {
-        if name.trim().is_empty() || name.len() > MAX_METRIC_NAME {
+        if let Err(e) = crate::spec::names::check_metric_name(name) {
             return Err(EngineError::InvalidInput(format!(
-                "metrics: a metric name must have 1 to {MAX_METRIC_NAME} characters"
+                "metrics: {}: {e}",
+                serde_json::Value::from(name.as_str())
             )));
         }
         if !value.is_finite() {

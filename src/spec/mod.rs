@@ -30,6 +30,7 @@ mod error;
 mod katib;
 mod kubernetes;
 pub mod model;
+pub mod names;
 mod parameters;
 mod placeholders;
 mod template;

@@ -47,48 +47,8 @@ fn bad_character_message() -> &'static str {
     "Names may only contain alphanumerics, underscores (_), dashes (-), periods (.), spaces ( ), colon(:) and slashes (/)."
 }
 
-/// Python's `posixpath.normpath`.
-pub fn normpath(path: &str) -> String {
-    if path.is_empty() {
-        return ".".to_string();
-    }
-    let leading = path.len() - path.trim_start_matches('/').len();
-    let prefix = match leading {
-        0 => "",
-        2 => "//",
-        _ => "/",
-    };
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                if parts.last().is_some_and(|last| *last != "..") {
-                    parts.pop();
-                } else if prefix.is_empty() {
-                    parts.push("..");
-                }
-            }
-            other => parts.push(other),
-        }
-    }
-    let joined = format!("{prefix}{}", parts.join("/"));
-    if joined.is_empty() {
-        ".".to_string()
-    } else {
-        joined
-    }
-}
-
-/// True when a name would resolve to another name (or outside) when treated as a path.
-pub fn path_not_unique(name: &str) -> bool {
-    let norm = normpath(name);
-    norm != name || norm == "." || norm.starts_with("..") || norm.starts_with('/')
-}
-
-fn allowed_character(c: char) -> bool {
-    c.is_alphanumeric() || matches!(c, '_' | '/' | '.' | '-' | ' ' | ':')
-}
+use crate::spec::names::allowed_character;
+pub use crate::spec::names::{normpath, path_not_unique};
 
 /// Checks a metric, param or tag key's characters and path form; `path` names the field.
 pub fn validate_key(name: &str, path: &str) -> MlflowResult<()> {
