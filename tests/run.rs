@@ -231,8 +231,18 @@ fn a_timeout_kills_the_whole_process_group() {
             "grandchild {pid} of {name} survived"
         );
     }
-    // As in Katib, killed trials count toward maxTrialCount: the experiment ends normally.
-    assert_eq!(world.experiment("hanging")["reason"], "MaxTrialsReached");
+    // As in Katib, killed trials count toward maxTrialCount, so the experiment ends; unlike
+    // Katib, with no trial succeeded it ends Failed, and `run` exits 1.
+    let experiment = world.experiment("hanging");
+    assert_eq!(
+        (&experiment["state"], &experiment["reason"]),
+        (
+            &serde_json::json!("Failed"),
+            &serde_json::json!("NoTrialSucceeded")
+        ),
+        "{experiment}"
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
 }
 
 #[test]
@@ -248,7 +258,9 @@ fn trials_without_the_objective_or_with_a_missing_command_are_reported() {
         ),
     );
     let output = world.run(&["run", file.to_str().expect("path")]);
-    assert!(output.status.success(), "{}", text(&output));
+    // No trial reported the objective, so none succeeded: the experiment fails.
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert_eq!(world.experiment("noisy")["reason"], "NoTrialSucceeded");
     let trials = world.trials("noisy");
     assert!(
         trials.iter().all(|t| t["state"] == "MetricsUnavailable"),

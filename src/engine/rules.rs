@@ -247,13 +247,19 @@ pub enum Completion {
     MaxTrialsReached,
     /// The algorithm has nothing left to suggest and every trial finished.
     SearchSpaceExhausted,
+    /// The experiment ran its course (its trials, or its search space) and not one trial
+    /// succeeded. Katib calls this Succeeded; a pipeline that gates on the exit code should
+    /// not pass an experiment that found nothing.
+    NoTrialSucceeded,
 }
 
 impl Completion {
     /// The experiment's final state.
     pub fn state(self) -> ExperimentState {
         match self {
-            Completion::MaxFailedTrialsReached => ExperimentState::Failed,
+            Completion::MaxFailedTrialsReached | Completion::NoTrialSucceeded => {
+                ExperimentState::Failed
+            }
             _ => ExperimentState::Succeeded,
         }
     }
@@ -265,6 +271,7 @@ impl Completion {
             Completion::GoalReached => "GoalReached",
             Completion::MaxTrialsReached => "MaxTrialsReached",
             Completion::SearchSpaceExhausted => "SearchSpaceExhausted",
+            Completion::NoTrialSucceeded => "NoTrialSucceeded",
         }
     }
 
@@ -299,6 +306,13 @@ impl Completion {
             Completion::SearchSpaceExhausted => {
                 "search space exhausted: every grid point was tried".to_string()
             }
+            Completion::NoTrialSucceeded => format!(
+                "no trial succeeded: {} trials finished ({} failed, {} early stopped, {} killed)",
+                counts.finished(),
+                counts.failures(),
+                counts.early_stopped,
+                counts.killed
+            ),
         }
     }
 }
@@ -319,16 +333,21 @@ pub fn completion(
     if best.is_some_and(|b| goal_reached(&spec.objective, b)) {
         return Some(Completion::GoalReached);
     }
-    if let Some(max) = spec.max_trial_count
+    let ran_its_course = if let Some(max) = spec.max_trial_count
         && counts.finished() >= max
         && counts.active() == 0
     {
-        return Some(Completion::MaxTrialsReached);
-    }
-    if exhausted && counts.active() == 0 {
-        return Some(Completion::SearchSpaceExhausted);
-    }
-    None
+        Completion::MaxTrialsReached
+    } else if exhausted && counts.active() == 0 {
+        Completion::SearchSpaceExhausted
+    } else {
+        return None;
+    };
+    Some(if counts.succeeded == 0 {
+        Completion::NoTrialSucceeded
+    } else {
+        ran_its_course
+    })
 }
 
 /// Why the engine stopped a trial, for [`trial_outcome`].
@@ -456,6 +475,34 @@ mod tests {
         assert_eq!(
             completion(&s, &counts(0, 3, 1), None, false),
             Some(Completion::MaxTrialsReached)
+        );
+    }
+
+    #[test]
+    fn an_experiment_without_a_succeeded_trial_fails() {
+        let s = spec(Some(3), None, None);
+        let none = Counts {
+            killed: 2,
+            ..counts(0, 0, 1)
+        };
+        let done = completion(&s, &none, None, false);
+        assert_eq!(done, Some(Completion::NoTrialSucceeded));
+        let done = done.expect("complete");
+        assert_eq!(done.state(), ExperimentState::Failed);
+        assert_eq!(done.reason(), "NoTrialSucceeded");
+        assert!(
+            done.message(&s, &none)
+                .starts_with("no trial succeeded: 3 trials finished")
+        );
+        assert_eq!(
+            completion(&spec(None, None, None), &none, None, true),
+            Some(Completion::NoTrialSucceeded),
+            "an exhausted space too"
+        );
+        assert_eq!(
+            completion(&s, &counts(0, 1, 2), None, false),
+            Some(Completion::MaxTrialsReached),
+            "one success is enough"
         );
     }
 
