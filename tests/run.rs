@@ -185,7 +185,51 @@ fn too_many_failures_fail_the_experiment() {
     let trials = world.trials("failing");
     assert_eq!(trials.len(), 3, "stops at the third failure");
     assert!(trials.iter().all(|t| t["state"] == "Failed"));
-    assert_eq!(trials[0]["message"], "exited with code 3");
+    // The message quotes the exit code, the end of the output and the log's path.
+    let message = trials[0]["message"].as_str().expect("message");
+    assert!(
+        message.starts_with("exited with code 3; last output: "),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("/store/logs/failing/failing-0000.log"),
+        "{message}"
+    );
+    let detail = world.json(&["trial", "failing", "failing-0000"]);
+    assert_eq!(detail["message"], trials[0]["message"]);
+}
+
+/// A trial that reports other metrics than the objective says which, so that a misspelt
+/// `objectiveMetricName` shows at once.
+#[test]
+fn a_metrics_unavailable_trial_names_the_metrics_it_reported() {
+    let world = World::new();
+    world.write(
+        "typo.sh",
+        "echo 'los=0.5'
+echo 'accuracy=0.9'
+",
+    );
+    let file = world.write(
+        "typo.yaml",
+        &x_experiment(
+            "typo",
+            "parallelTrialCount: 1\nmaxTrialCount: 1",
+            r#"command: ["sh", "typo.sh"]"#,
+        ),
+    );
+    let output = world.run(&["run", file.to_str().expect("path")]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let trial = &world.trials("typo")[0];
+    assert_eq!(trial["state"], "MetricsUnavailable");
+    let message = trial["message"].as_str().expect("message");
+    assert!(
+        message.starts_with(
+            "exited 0 without reporting the objective metric `loss`; it reported accuracy, los (check objectiveMetricName"
+        ),
+        "{message}"
+    );
+    assert!(message.contains("; log: "), "{message}");
 }
 
 #[test]

@@ -416,7 +416,11 @@ impl Engine {
                                     TrialOutcome {
                                         state,
                                         objective: execution.objective,
-                                        message: Some(message),
+                                        message: Some(rules::explain(
+                                            state,
+                                            message,
+                                            &execution.diagnosis,
+                                        )),
                                         step: execution.step,
                                     }
                                 }

@@ -378,6 +378,38 @@ pub const STOP_LOOKBACK: crate::store::Micros = 5_000_000;
 /// The message stored on trials stopped by an interruption; such trials run again on resume.
 pub const INTERRUPTED: &str = "interrupted before it finished";
 
+/// `message` with the evidence a person needs for a Failed or MetricsUnavailable trial: the
+/// metrics it did report (a misspelt `objectiveMetricName` shows at once), the last lines of
+/// its output, and where its log is. Other states keep their message.
+pub fn explain(
+    state: TrialState,
+    message: String,
+    diagnosis: &crate::engine::trial::Diagnosis,
+) -> String {
+    let mut message = message;
+    if state == TrialState::MetricsUnavailable {
+        if diagnosis.metrics_seen.is_empty() {
+            message.push_str("; it reported no metric");
+        } else {
+            message.push_str(&format!(
+                "; it reported {} (check objectiveMetricName and the metrics format)",
+                diagnosis.metrics_seen.join(", ")
+            ));
+        }
+    }
+    if !matches!(state, TrialState::Failed | TrialState::MetricsUnavailable) {
+        return message;
+    }
+    if state == TrialState::Failed && !diagnosis.output_tail.is_empty() {
+        message.push_str("; last output: ");
+        message.push_str(&diagnosis.output_tail.join(" | "));
+    }
+    if let Some(path) = &diagnosis.log_path {
+        message.push_str(&format!("; log: {}", path.display()));
+    }
+    message
+}
+
 /// The final state of a trial from how its run ended and its objective value.
 pub fn trial_outcome(
     exit: &TrialExit,

@@ -40,6 +40,54 @@ pub struct Execution {
     pub pruned: bool,
     /// The last step the objective metric was reported at.
     pub step: Option<i64>,
+    /// What a person needs to see why it failed: the end of its output, the metrics it did
+    /// report, where its log is.
+    pub diagnosis: Diagnosis,
+}
+
+/// The evidence a failed or metric-less trial's message quotes (see
+/// [`rules::explain`](super::rules::explain)).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Diagnosis {
+    /// Its last lines of output (stdout and stderr as written), at most
+    /// [`OUTPUT_TAIL_LINES`], each cut to [`OUTPUT_TAIL_CHARS`].
+    pub output_tail: Vec<String>,
+    /// The metric names it reported, sorted (at most [`METRICS_SEEN`]).
+    pub metrics_seen: Vec<String>,
+    /// Its log file, when it has one.
+    pub log_path: Option<PathBuf>,
+}
+
+/// How many of a trial's last output lines its failure message quotes.
+pub const OUTPUT_TAIL_LINES: usize = 5;
+
+/// How many characters of each such line.
+pub const OUTPUT_TAIL_CHARS: usize = 200;
+
+/// How many reported metric names a MetricsUnavailable message lists.
+pub const METRICS_SEEN: usize = 10;
+
+impl Diagnosis {
+    /// Keeps `line` as the newest of the output's last lines.
+    fn push_line(&mut self, line: &str) {
+        if self.output_tail.len() == OUTPUT_TAIL_LINES {
+            self.output_tail.remove(0);
+        }
+        let mut kept: String = line.chars().take(OUTPUT_TAIL_CHARS).collect();
+        if kept.len() < line.len() {
+            kept.push('…');
+        }
+        self.output_tail.push(kept);
+    }
+
+    /// Notes the metric names of `observations`.
+    fn saw(&mut self, observations: &[Observation]) {
+        for o in observations {
+            if self.metrics_seen.len() < METRICS_SEEN && !self.metrics_seen.contains(&o.metric) {
+                self.metrics_seen.push(o.metric.clone());
+            }
+        }
+    }
 }
 
 impl Execution {
@@ -50,6 +98,7 @@ impl Execution {
             objective: None,
             pruned: false,
             step: None,
+            diagnosis: Diagnosis::default(),
         }
     }
 }
@@ -239,6 +288,10 @@ impl TrialRun {
             store.start_trial(trial_id, experiment_id).await?;
             Replay::default()
         };
+        let mut diagnosis = Diagnosis {
+            log_path: Some(job.log_path.clone()),
+            ..Diagnosis::default()
+        };
         let (events_tx, mut events) = mpsc::channel(1024);
         // A prune stops the process through its own token, so that the cause is known.
         let stop = cancel.child_token();
@@ -269,6 +322,7 @@ impl TrialRun {
                 finished = &mut run, if exit.is_none() => exit = Some(finished),
                 event = events.recv(), if events_open => match event {
                     Some(ExecutorEvent::Line(line)) if stdout_collector => {
+                        diagnosis.push_line(&line);
                         if let Some(c) = collector.as_mut() {
                             let before = buffer.len();
                             c.observe(&line, &mut buffer);
@@ -283,7 +337,7 @@ impl TrialRun {
                     Some(ExecutorEvent::Started { handle }) => {
                         store.set_trial_handle(trial_id, &handle).await?;
                     }
-                    Some(ExecutorEvent::Line(_)) => {}
+                    Some(ExecutorEvent::Line(line)) => diagnosis.push_line(&line),
                     None => events_open = false,
                 },
                 _ = ticker.tick() => {
@@ -324,11 +378,17 @@ impl TrialRun {
             rules::strategy_for(&spec.objective, metric),
             values.iter().map(|o| o.value),
         );
+        if objective.is_none() {
+            // Which metrics it did report: a misspelt objective shows here.
+            diagnosis.saw(&store.observations(trial_id, None).await?);
+            diagnosis.metrics_seen.sort();
+        }
         Ok(Execution {
             exit: exit.unwrap_or(TrialExit::Cancelled),
             objective,
             pruned,
             step: values.last().map(|o| o.step),
+            diagnosis,
         })
     }
 }

@@ -1383,3 +1383,45 @@ fn a_job_primary_container_name_must_name_one_of_its_containers() {
         Some("containers: training-container")
     );
 }
+
+/// Metric names follow the one rule observations are held to (`spec::names`), so that a
+/// declared metric can always be reported.
+#[test]
+fn metric_names_that_could_never_be_reported_are_refused() {
+    let text = native_with(
+        "objectiveMetricName: loss",
+        "objectiveMetricName: \"../loss\"",
+    );
+    let errors = errors(&native_with_text(
+        &text,
+        "additionalMetricNames: [accuracy]",
+        "additionalMetricNames: [\"acc<b>\", ok-name]",
+    ));
+    assert_eq!(
+        paths(&errors),
+        [
+            "spec.objective.objectiveMetricName",
+            "spec.objective.additionalMetricNames[0]"
+        ],
+        "{errors:?}"
+    );
+    assert!(
+        errors[1].message.contains("'<' is not allowed"),
+        "{errors:?}"
+    );
+    let text = native_with(
+        "objectiveMetricName: loss",
+        "objectiveMetricName: \"val/loss\"",
+    );
+    ok(&native_with_text(
+        &text,
+        "additionalMetricNames: [accuracy]",
+        "additionalMetricNames: [\"top-1 acc\"]",
+    ));
+}
+
+/// `text` with `from` replaced by `to`, which must be there.
+fn native_with_text(text: &str, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "{from} is not in the document");
+    text.replace(from, to)
+}

@@ -185,6 +185,18 @@ fn read_experiment(reader: &mut Reader, root: &Node) -> Option<ExperimentSpec> {
     })
 }
 
+/// `name` when it follows the one rule for metric names (`spec::names`): a metric that could
+/// never be reported is refused here rather than at the trial's first report.
+fn metric_name(reader: &mut Reader, node: &Node, path: &str, name: String) -> Option<String> {
+    match super::names::check_metric_name(&name) {
+        Ok(()) => Some(name),
+        Err(e) => {
+            reader.error(node, path, format!("\"{}\": {e}", name.escape_debug()));
+            None
+        }
+    }
+}
+
 /// `trialLeaseSeconds` (a tuneflow extension): how long a client-driven trial may go without
 /// an observation or heartbeat before it is failed.
 fn trial_lease(reader: &mut Reader, spec: &Fields<'_>) -> Option<Option<u64>> {
@@ -270,7 +282,11 @@ fn objective(reader: &mut Reader, node: &Node, path: &str) -> Option<Objective> 
         .and_then(|node| reader.number(node, &fields.child("goal")));
     let metric = reader
         .required(&fields, "objectiveMetricName")
-        .and_then(|node| non_empty_string(reader, node, &fields.child("objectiveMetricName")));
+        .and_then(|node| {
+            let path = fields.child("objectiveMetricName");
+            let name = non_empty_string(reader, node, &path)?;
+            metric_name(reader, node, &path, name)
+        });
     let additional_path = fields.child("additionalMetricNames");
     let additional = match fields.get("additionalMetricNames") {
         Some(node) => reader
@@ -278,14 +294,17 @@ fn objective(reader: &mut Reader, node: &Node, path: &str) -> Option<Objective> 
             .map(|names| (names, Some(node))),
         None => Some((Vec::new(), None)),
     };
-    if let (Some((names, Some(list))), Some(metric)) = (&additional, &metric) {
+    if let Some((names, Some(list))) = &additional {
         let items = match &list.value {
             Value::List(items) => items.as_slice(),
             _ => &[],
         };
         for (i, (name, item)) in names.iter().zip(items).enumerate() {
             let item_path = index(&additional_path, i);
-            if name == metric {
+            if metric_name(reader, item, &item_path, name.clone()).is_none() {
+                continue;
+            }
+            if metric.as_ref() == Some(name) {
                 reader.error(
                     item,
                     item_path,

@@ -5,7 +5,27 @@
 import { escapeHtml } from '../util/escape.js';
 import { STATE_COLORS } from '../util/format.js';
 
-export const echarts = window.echarts;
+// ECharts (~1 MB) loads with `async` (index.html), so the data requests do not wait for it:
+// a view awaits echartsReady() before it makes its first chart.
+let loading = null;
+export function echartsReady() {
+  if (window.echarts) return Promise.resolve(window.echarts);
+  if (!loading) {
+    loading = new Promise((resolve, reject) => {
+      const script = document.querySelector('script[src$="/echarts.min.js"]');
+      const settle = () => (window.echarts ? resolve(window.echarts) : reject(new Error('Cannot load ECharts')));
+      // An async script has run (or failed) before the window's load event.
+      if (!script || document.readyState === 'complete') {
+        settle();
+        return;
+      }
+      script.addEventListener('load', settle, { once: true });
+      script.addEventListener('error', settle, { once: true });
+      window.addEventListener('load', settle, { once: true });
+    });
+  }
+  return loading;
+}
 
 export const BASE = {
   animation: false,
@@ -35,14 +55,14 @@ export function stateColor(state) {
 }
 
 /**
- * A plot in `container`: `draw(option, points)` sets the whole option and resolves once
+ * A plot in `container` (only once echartsReady() resolved): `draw(option, points)` sets the whole option and resolves once
  * ECharts has finished rendering it (progressive chunks included), then writes data-points.
  */
 export class Plot {
   constructor(container, name) {
     this.container = container;
     container.dataset.plot = name;
-    this.chart = echarts.init(container, null, { renderer: 'canvas' });
+    this.chart = window.echarts.init(container, null, { renderer: 'canvas' });
     this.resize = new ResizeObserver(() => this.fit());
     this.resize.observe(container);
   }

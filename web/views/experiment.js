@@ -5,7 +5,7 @@
 
 import { api, HttpError, links } from '../api.js';
 import { TrialsModel } from '../model.js';
-import { Plot } from '../plots/common.js';
+import { echartsReady, Plot } from '../plots/common.js';
 import { contourOption } from '../plots/contour.js';
 import { curvesOption } from '../plots/curves.js';
 import { historyOption } from '../plots/history.js';
@@ -80,49 +80,54 @@ export function mount(root, params, ctx) {
     el('section', { class: 'card wide', id: 'trials' }, el('div', { class: 'card-head' }, el('h2', null, 'Trials')), tableBox),
     el('details', { class: 'card wide doc-card' }, el('summary', null, el('h2', null, 'Experiment document')), docPre),
   );
-  for (const key of Object.keys(plots)) plots[key].plot = new Plot(plots[key].box, key);
   const table = new TrialsTable(tableBox, (row) => {
     location.hash = links.trial(name, model.name[row]);
   });
   table.onClearBrush = () => {
     brushIntervals = new Map();
-    const chart = plots.parallel.plot.chart;
+    const chart = plots.parallel.plot?.chart;
+    if (!chart) return;
     for (const id of ['value', ...model.parameters.map((_, k) => `p${k}`)]) {
       chart.dispatchAction({ type: 'axisAreaSelect', parallelAxisId: id, intervals: [] });
     }
     table.setBrush(null);
   };
-  plots.parallel.plot.chart.on('axisareaselected', (event) => {
-    if (event.parallelAxisId) brushIntervals.set(event.parallelAxisId, event.intervals || []);
-    table.setBrush(selectedRows(plots.parallel.plot.chart, plots.parallel.rows || []));
-  });
-  // A click on a point opens its trial.
-  for (const key of ['history', 'slice', 'contour', 'curves']) {
-    plots[key].plot.chart.on('click', (p) => {
-      const r = Array.isArray(p.data) ? p.data[key === 'contour' ? 3 : 2] : undefined;
-      if (r !== undefined && model.name[r] !== undefined) location.hash = links.trial(name, model.name[r]);
+
+  // The charts, once ECharts is in (it loads while the data requests run).
+  function initCharts() {
+    for (const key of Object.keys(plots)) plots[key].plot = new Plot(plots[key].box, key);
+    plots.parallel.plot.chart.on('axisareaselected', (event) => {
+      if (event.parallelAxisId) brushIntervals.set(event.parallelAxisId, event.intervals || []);
+      table.setBrush(selectedRows(plots.parallel.plot.chart, plots.parallel.rows || []));
+    });
+    // A click on a point opens its trial.
+    for (const key of ['history', 'slice', 'contour', 'curves']) {
+      plots[key].plot.chart.on('click', (p) => {
+        const r = Array.isArray(p.data) ? p.data[key === 'contour' ? 3 : 2] : undefined;
+        if (r !== undefined && model.name[r] !== undefined) location.hash = links.trial(name, model.name[r]);
+      });
+    }
+    // The timeline's bars are one path per state: the page finds the bar under the pointer.
+    const hover = el('div', { class: 'hover-tip', hidden: true });
+    plots.timeline.box.parentElement.style.position = 'relative';
+    plots.timeline.card.append(hover);
+    const zr = plots.timeline.plot.chart.getZr();
+    zr.on('mousemove', (e) => {
+      const row = model ? trialAt(plots.timeline.plot.chart, model, e.offsetX, e.offsetY) : null;
+      hover.hidden = row === null;
+      zr.setCursorStyle(row === null ? 'default' : 'pointer');
+      if (row === null) return;
+      replace(hover, el('strong', null, model.name[row]), el('div', null, badge(model.state[row]), ' ', duration(model.duration(row))),
+        el('div', { class: 'muted' }, time(model.started[row])));
+      hover.style.left = `${Math.min(e.offsetX + 14, plots.timeline.box.clientWidth - 220)}px`;
+      hover.style.top = `${plots.timeline.box.offsetTop + e.offsetY + 14}px`;
+    });
+    zr.on('globalout', () => { hover.hidden = true; });
+    zr.on('click', (e) => {
+      const row = model ? trialAt(plots.timeline.plot.chart, model, e.offsetX, e.offsetY) : null;
+      if (row !== null) location.hash = links.trial(name, model.name[row]);
     });
   }
-  // The timeline's bars are one path per state: the page finds the bar under the pointer.
-  const hover = el('div', { class: 'hover-tip', hidden: true });
-  plots.timeline.box.parentElement.style.position = 'relative';
-  plots.timeline.card.append(hover);
-  const zr = plots.timeline.plot.chart.getZr();
-  zr.on('mousemove', (e) => {
-    const row = model ? trialAt(plots.timeline.plot.chart, model, e.offsetX, e.offsetY) : null;
-    hover.hidden = row === null;
-    zr.setCursorStyle(row === null ? 'default' : 'pointer');
-    if (row === null) return;
-    replace(hover, el('strong', null, model.name[row]), el('div', null, badge(model.state[row]), ' ', duration(model.duration(row))),
-      el('div', { class: 'muted' }, time(model.started[row])));
-    hover.style.left = `${Math.min(e.offsetX + 14, plots.timeline.box.clientWidth - 220)}px`;
-    hover.style.top = `${plots.timeline.box.offsetTop + e.offsetY + 14}px`;
-  });
-  zr.on('globalout', () => { hover.hidden = true; });
-  zr.on('click', (e) => {
-    const row = model ? trialAt(plots.timeline.plot.chart, model, e.offsetX, e.offsetY) : null;
-    if (row !== null) location.hash = links.trial(name, model.name[row]);
-  });
 
   metricSelect.addEventListener('change', () => changeMetric(metricSelect.value));
   logBox.addEventListener('change', () => {
@@ -278,7 +283,7 @@ export function mount(root, params, ctx) {
   }
 
   async function redraw() {
-    if (!model || disposed) return;
+    if (!model || disposed || !plots.history.plot) return;
     const t0 = performance.now();
     const values = model.values(metric);
     const curves = model.curves.get(metric);
@@ -412,12 +417,18 @@ export function mount(root, params, ctx) {
 
   async function start() {
     const t0 = performance.now();
-    // Everything the first draw needs, at once: /observations and /importance default to
-    // the objective metric, so they need not wait for /columns to name it.
-    const documentAnswer = api.document(name);
+    // Everything the first draw needs, at once, while ECharts loads: /observations and
+    // /importance default to the objective metric, so they need not wait for /columns.
     // fANOVA may take a while on many trials: the other plots do not wait for it.
     const importance = fetchImportance();
-    const [exp, columns, obs] = await Promise.all([api.experiment(name), api.columns(name), api.observations(name)]);
+    // The charts are made as soon as ECharts is in, while the answers are still coming.
+    const charts = echartsReady().then(() => { if (!disposed) initCharts(); });
+    const experimentAnswer = api.experiment(name);
+    const columnsAnswer = api.columns(name);
+    const observationsAnswer = api.observations(name);
+    // Awaited below, maybe after it failed: no unhandled rejection meanwhile.
+    charts.catch(() => {});
+    const [exp, columns, obs] = await Promise.all([experimentAnswer, columnsAnswer, observationsAnswer]);
     if (disposed) return;
     window.tuneflowTimings.dataLoaded = performance.now() - t0;
     summary = exp;
@@ -432,7 +443,10 @@ export function mount(root, params, ctx) {
     };
     pOpts(contourX, 0);
     pOpts(contourY, 1);
-    documentAnswer.then((d) => { docPre.textContent = d.document; }, (error) => { docPre.textContent = `(no document: ${error.message})`; });
+    // Not needed to draw: asked for once the rest is in, so it does not compete with it.
+    api.document(name).then((d) => { docPre.textContent = d.document; }, (error) => { docPre.textContent = `(no document: ${error.message})`; });
+    await charts;
+    if (disposed) return;
     await Promise.all([redraw(), importance.then((answer) => !disposed && drawImportance(answer))]);
     if (disposed) return;
     window.tuneflowTimings.drawn = redrawCost;
@@ -457,7 +471,7 @@ export function mount(root, params, ctx) {
       disposed = true;
       clearTimeout(timer);
       table.dispose();
-      for (const p of Object.values(plots)) p.plot.dispose();
+      for (const p of Object.values(plots)) p.plot?.dispose();
     },
   };
 }

@@ -2,7 +2,7 @@
 // Refreshed every 2 s while it runs.
 
 import { api, HttpError, links } from '../api.js';
-import { GRID_LINE, Plot, TOOLTIP, tip } from '../plots/common.js';
+import { echartsReady, GRID_LINE, Plot, TOOLTIP, tip } from '../plots/common.js';
 import { el, replace } from '../util/dom.js';
 import { badge, duration, num, time, value as fmtValue } from '../util/format.js';
 
@@ -97,6 +97,8 @@ export function mount(root, params, ctx) {
       logNote.textContent = `${log.path ?? log.source ?? ''}${log.truncated ? ' · last lines only' : ''}`;
       if (first) logPre.scrollTop = logPre.scrollHeight;
     }
+    await echartsReady();
+    if (disposed) return;
     await Promise.all(drawCurves(t.observations || []));
     if (disposed) return;
     if (first) {
