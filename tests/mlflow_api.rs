@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use common::World;
 use common::server::Server;
@@ -783,4 +783,38 @@ async fn metrics_logged_to_a_served_trials_run_are_judged() {
     .await;
     assert_eq!(history["metrics"][1]["timestamp"], 1001);
     assert_eq!(history["metrics"][1]["value"], 0.8);
+}
+
+/// Regression (reliability probe): one `runs/search` naming an experiment millions of times
+/// held the store for 17 s. Ids are now taken once each, and at most 1,000 distinct ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_searches_take_each_experiment_once_and_a_bounded_number() {
+    let world = World::new();
+    let server = Server::start(&world, &[]);
+    let id = experiment(&server, "searched").await;
+    run(&server, &id).await;
+    let repeated = vec![id.clone(); 60_000];
+    let started = Instant::now();
+    let (status, body) = post(&server, "/runs/search", json!({"experiment_ids": repeated})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["runs"].as_array().map(Vec::len),
+        Some(1),
+        "one run, once"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let distinct: Vec<String> = (1..=1001).map(|i| i.to_string()).collect();
+    let refused = post(&server, "/runs/search", json!({"experiment_ids": distinct})).await;
+    assert_error(&refused, 400, "INVALID_PARAMETER_VALUE");
+    assert!(
+        refused.1["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("at most 1000")),
+        "{}",
+        refused.1
+    );
 }
