@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -26,7 +26,7 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
 use super::experiments::{ExperimentView, view};
-use super::extract::Names;
+use super::extract::{Names, Params};
 use super::state::AppState;
 use crate::engine::{Engine, rules};
 use crate::spec::ExperimentSpec;
@@ -185,9 +185,8 @@ pub struct Columns {
 pub async fn columns(
     State(state): State<Arc<AppState>>,
     Names(name): Names<String>,
-    query: Result<Query<ColumnsQuery>, axum::extract::rejection::QueryRejection>,
+    Params(query): Params<ColumnsQuery>,
 ) -> Result<Json<Columns>, ApiError> {
-    let Query(query) = query.map_err(query_error)?;
     let since = query
         .since
         .as_deref()
@@ -380,9 +379,8 @@ pub struct Curves {
 pub async fn observations(
     State(state): State<Arc<AppState>>,
     Names(name): Names<String>,
-    query: Result<Query<ObservationsQuery>, axum::extract::rejection::QueryRejection>,
+    Params(query): Params<ObservationsQuery>,
 ) -> Result<Json<Curves>, ApiError> {
-    let Query(query) = query.map_err(query_error)?;
     let trials = query.trials.as_deref().map(parse_indices).transpose()?;
     let experiment = state.experiment(&name).await?;
     let metric = query
@@ -476,9 +474,8 @@ pub type ImportanceCache = std::sync::Mutex<HashMap<(i64, String), (Instant, Arc
 pub async fn importance(
     State(state): State<Arc<AppState>>,
     Names(name): Names<String>,
-    query: Result<Query<ImportanceQuery>, axum::extract::rejection::QueryRejection>,
+    Params(query): Params<ImportanceQuery>,
 ) -> Result<Json<Importance>, ApiError> {
-    let Query(query) = query.map_err(query_error)?;
     let experiment = state.experiment(&name).await?;
     let metric = query
         .metric
@@ -733,9 +730,8 @@ pub struct LogTail {
 pub async fn log(
     State(state): State<Arc<AppState>>,
     Names((name, trial)): Names<(String, String)>,
-    query: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
+    Params(query): Params<LogQuery>,
 ) -> Result<Json<LogTail>, ApiError> {
-    let Query(query) = query.map_err(query_error)?;
     let lines = query.lines.unwrap_or(LOG_LINES.0).clamp(1, LOG_LINES.1);
     let experiment = state.experiment(&name).await?;
     let trial = super::trials::find_trial(&state, &experiment, &trial).await?;
@@ -779,14 +775,6 @@ fn tail(path: &std::path::Path, lines: usize) -> std::io::Result<(Vec<String>, b
     Ok((
         all[first..].iter().map(|l| (*l).to_string()).collect(),
         truncated,
-    ))
-}
-
-/// A query string that does not read: 400 naming the problem.
-fn query_error(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
-    ApiError::malformed(format!(
-        "cannot read the query string: {}",
-        rejection.body_text()
     ))
 }
 

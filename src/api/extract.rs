@@ -1,9 +1,9 @@
 //! Extractors that answer bad requests with the API's JSON errors instead of axum's plain
-//! text: path segments and JSON bodies.
+//! text: path segments, query strings and JSON bodies.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequestParts, Path};
+use axum::extract::{FromRequestParts, Path, Query};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
@@ -21,6 +21,24 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Names<T
             Ok(Path(names)) => Ok(Names(names)),
             Err(rejection) => Err(ApiError::malformed(format!(
                 "cannot read the names in the path: {}",
+                rejection.body_text()
+            ))),
+        }
+    }
+}
+
+/// A query string (`?since=...`), or 400 `malformed_body` naming the problem.
+#[derive(Debug)]
+pub struct Params<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(params)) => Ok(Params(params)),
+            Err(rejection) => Err(ApiError::malformed(format!(
+                "cannot read the query string: {}",
                 rejection.body_text()
             ))),
         }

@@ -20,9 +20,21 @@ impl Server {
     /// Starts `tuneflow serve --addr 127.0.0.1:0` in `world` with `args`, and waits for its
     /// address line.
     pub fn start(world: &World, args: &[&str]) -> Server {
+        Server::spawn(world, "serve", "tuneflow serving on ", args)
+    }
+
+    /// Starts `tuneflow dashboard --addr 127.0.0.1:0` (read-only) in `world` with `args`,
+    /// and waits for its address line.
+    pub fn dashboard(world: &World, args: &[&str]) -> Server {
+        Server::spawn(world, "dashboard", "tuneflow dashboard on ", args)
+    }
+
+    /// Starts `tuneflow COMMAND --addr 127.0.0.1:0 ARGS` and reads its URL from the first
+    /// stdout line, which starts with `announce`.
+    fn spawn(world: &World, command_name: &str, announce: &str, args: &[&str]) -> Server {
         let mut command = world.tuneflow();
         command
-            .args(["serve", "--addr", "127.0.0.1:0"])
+            .args([command_name, "--addr", "127.0.0.1:0"])
             .args(args)
             .env_remove("TUNEFLOW_TOKEN")
             .stdout(Stdio::piped())
@@ -31,7 +43,9 @@ impl Server {
         if let Some(filter) = std::env::var_os("TUNEFLOW_TEST_SERVER_LOGS") {
             command.env("TUNEFLOW_LOG", filter).stderr(Stdio::inherit());
         }
-        let mut child = command.spawn().expect("start tuneflow serve");
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("start tuneflow {command_name}: {e}"));
         let stdout = child.stdout.take().expect("stdout is piped");
         let mut line = String::new();
         BufReader::new(stdout)
@@ -39,40 +53,7 @@ impl Server {
             .expect("read the address line");
         let url = line
             .trim()
-            .strip_prefix("tuneflow serving on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
-        let token = args
-            .iter()
-            .position(|a| *a == "--token")
-            .map(|i| args[i + 1].to_string());
-        Server {
-            child,
-            url,
-            token,
-            client: reqwest::Client::new(),
-        }
-    }
-
-    /// Starts `tuneflow dashboard --addr 127.0.0.1:0` (read-only) in `world` with `args`,
-    /// and waits for its address line.
-    pub fn dashboard(world: &World, args: &[&str]) -> Server {
-        let mut command = world.tuneflow();
-        command
-            .args(["dashboard", "--addr", "127.0.0.1:0"])
-            .args(args)
-            .env_remove("TUNEFLOW_TOKEN")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        let mut child = command.spawn().expect("start tuneflow dashboard");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read the address line");
-        let url = line
-            .trim()
-            .strip_prefix("tuneflow dashboard on ")
+            .strip_prefix(announce)
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .trim_end_matches('/')
             .to_string();
