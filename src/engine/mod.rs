@@ -879,8 +879,20 @@ fn owner_is_alive(owner: &str) -> bool {
     if host != host_name() {
         return true;
     }
-    pid.parse::<u32>()
-        .is_ok_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
+    pid.parse::<u32>().is_ok_and(process_runs)
+}
+
+/// True when process `pid` exists and is not a zombie: a killed server that its parent has
+/// not reaped yet still has a `/proc` entry, but holds nothing any more (reliability probe).
+fn process_runs(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which is in parentheses and may hold any
+        // character: read it after the last `)`.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !matches!(rest.trim_start().chars().next(), Some('Z' | 'X'))),
+        Err(_) => false,
+    }
 }
 
 /// A seed from the operating system's randomness (through the standard library's hasher
@@ -894,4 +906,40 @@ fn random_seed() -> u64 {
             .unwrap_or_default(),
     );
     hasher.finish() >> 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (reliability probe): a killed but unreaped server kept its claim on an
+    /// experiment, because its zombie still had a `/proc` entry.
+    #[test]
+    fn a_zombie_owner_is_dead() {
+        let mut child = std::process::Command::new("true")
+            .spawn()
+            .expect("spawn true");
+        let pid = child.id();
+        // Not waited for: once it exits it is a zombie until reaped.
+        let owner = format!("{}:{pid}", host_name());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while owner_is_alive(&owner) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a zombie still counts as alive"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(
+            std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "the zombie is still there, unreaped"
+        );
+        child.wait().expect("reap");
+        assert!(owner_is_alive(&format!(
+            "{}:{}",
+            host_name(),
+            std::process::id()
+        )));
+        assert!(!owner_is_alive("no-colon"));
+    }
 }
