@@ -370,3 +370,52 @@ fn a_trial_that_floods_its_output_keeps_every_observation() {
         );
     }
 }
+
+/// `tuneflow logs` prints a trial's log, its last lines, or follows it until the trial ends.
+#[test]
+fn logs_prints_and_follows_a_trials_output() {
+    let world = World::new();
+    world.write(
+        "talk.sh",
+        "echo \"first x=$1\"\nsleep 1\necho 'second'\necho 'loss=0.5'\n",
+    );
+    let file = world.write(
+        "talk.yaml",
+        &x_experiment(
+            "talk",
+            "parallelTrialCount: 1\nmaxTrialCount: 1",
+            r#"command: ["sh", "talk.sh", "${parameters.x}"]"#,
+        ),
+    );
+    let mut run = world
+        .tuneflow()
+        .args(["run", file.to_str().expect("path")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run");
+    // Follow from while it runs: the command returns once the trial has ended.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let followed = loop {
+        let output = world.run(&["logs", "talk", "talk-0000", "-f"]);
+        if output.status.success() {
+            break output;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", text(&output));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let followed = String::from_utf8_lossy(&followed.stdout).to_string();
+    assert!(
+        followed.contains("first x=") && followed.ends_with("second\nloss=0.5\n"),
+        "{followed}"
+    );
+    assert!(run.wait().expect("run ends").success());
+
+    let all = world.run(&["logs", "talk", "talk-0000"]);
+    assert_eq!(String::from_utf8_lossy(&all.stdout), followed);
+    let last = world.run(&["logs", "talk", "talk-0000", "--tail", "1"]);
+    assert_eq!(String::from_utf8_lossy(&last.stdout), "loss=0.5\n");
+    let unknown = world.run(&["logs", "talk", "talk-0009"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no trial named `talk-0009`"));
+}

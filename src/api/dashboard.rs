@@ -11,7 +11,6 @@
 //! See `docs/dashboard.md` for the shapes with examples.
 
 use std::collections::HashMap;
-use std::io::{Read, Seek, SeekFrom};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -43,9 +42,6 @@ const MAX_TRIAL_FILTER: usize = 10_000;
 
 /// The default and the largest number of log lines one request returns.
 const LOG_LINES: (usize, usize) = (200, 5_000);
-
-/// The most bytes read from the end of a log file for its last lines.
-const LOG_TAIL_BYTES: u64 = 4 * 1024 * 1024;
 
 /// How long a computed importance is served before it is computed again when trials have
 /// finished since: fANOVA over thousands of trials takes a while, and a live page asks for
@@ -737,7 +733,7 @@ pub async fn log(
     let trial = super::trials::find_trial(&state, &experiment, &trial).await?;
     let path = Engine::log_path(state.engine.logs_dir(), &experiment.name, &trial.name);
     let shown = path.display().to_string();
-    let read = tokio::task::spawn_blocking(move || tail(&path, lines))
+    let read = tokio::task::spawn_blocking(move || crate::engine::log_tail(&path, lines))
         .await
         .map_err(|e| ApiError::internal(format!("reading the log failed: {e}")))?;
     match read {
@@ -755,29 +751,6 @@ pub async fn log(
     }
 }
 
-/// The last `lines` lines of the file at `path`, reading at most [`LOG_TAIL_BYTES`] from its
-/// end, and whether there were more.
-fn tail(path: &std::path::Path, lines: usize) -> std::io::Result<(Vec<String>, bool)> {
-    let mut file = std::fs::File::open(path)?;
-    let size = file.metadata()?.len();
-    let start = size.saturating_sub(LOG_TAIL_BYTES);
-    file.seek(SeekFrom::Start(start))?;
-    let mut bytes = Vec::with_capacity((size - start) as usize);
-    file.take(LOG_TAIL_BYTES).read_to_end(&mut bytes)?;
-    let text = String::from_utf8_lossy(&bytes);
-    let mut all: Vec<&str> = text.lines().collect();
-    if start > 0 && !all.is_empty() {
-        // The first line read is most likely cut.
-        all.remove(0);
-    }
-    let truncated = start > 0 || all.len() > lines;
-    let first = all.len().saturating_sub(lines);
-    Ok((
-        all[first..].iter().map(|l| (*l).to_string()).collect(),
-        truncated,
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -790,26 +763,6 @@ mod tests {
         assert!(error.message().contains("`x` is not a trial index"));
         let long = vec!["1"; MAX_TRIAL_FILTER + 1].join(",");
         assert!(parse_indices(&long).is_err());
-    }
-
-    #[test]
-    fn tail_reads_the_last_lines() {
-        let dir = tempfile::tempdir().expect("dir");
-        let path = dir.path().join("t.log");
-        let text: String = (0..10).map(|i| format!("line {i}\n")).collect();
-        std::fs::write(&path, text).expect("write");
-        let (lines, truncated) = tail(&path, 3).expect("tail");
-        assert_eq!(lines, vec!["line 7", "line 8", "line 9"]);
-        assert!(truncated);
-        let (lines, truncated) = tail(&path, 50).expect("tail");
-        assert_eq!(lines.len(), 10);
-        assert!(!truncated);
-        assert_eq!(
-            tail(&dir.path().join("missing.log"), 3)
-                .expect_err("missing")
-                .kind(),
-            std::io::ErrorKind::NotFound
-        );
     }
 
     #[test]

@@ -42,6 +42,7 @@ macro_rules! err {
 mod crd;
 mod dashboard;
 mod export;
+mod logs;
 mod operator;
 mod output;
 mod progress;
@@ -98,6 +99,9 @@ pub enum Command {
     Trial(TrialArgs),
     /// Show the best trial of an experiment and its parameters.
     Best(ExperimentArgs),
+    /// Print a trial's log: its output as the executor wrote it (-f follows it until the
+    /// trial ends).
+    Logs(LogsArgs),
     /// Serve the REST API: suggestions for custom training loops, notebooks and workers.
     ///
     /// Prints `tuneflow serving on http://HOST:PORT` on stdout once it listens. Experiments
@@ -206,6 +210,21 @@ pub struct StopArgs {
     /// How long to wait for the experiment to stop.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub wait: std::time::Duration,
+}
+
+/// `tuneflow logs`.
+#[derive(Debug, clap::Args)]
+pub struct LogsArgs {
+    /// The experiment's name.
+    pub experiment: String,
+    /// The trial's name (see `tuneflow trials EXP`).
+    pub trial: String,
+    /// Keep printing what the trial writes until it ends.
+    #[arg(long, short)]
+    pub follow: bool,
+    /// Only the last N lines.
+    #[arg(long, value_name = "N")]
+    pub tail: Option<usize>,
 }
 
 /// `tuneflow export`.
@@ -397,6 +416,7 @@ pub async fn run(cli: Cli) -> Exit {
         Command::Trial(args) => query::trial(&cli.store, args).await,
         Command::Best(args) => query::best(&cli.store, args).await,
         Command::Serve(args) => serve::serve(&cli.store, args).await,
+        Command::Logs(args) => logs::logs(&cli.store, args).await,
         Command::Dashboard(args) => dashboard::dashboard(&cli.store, args).await,
         Command::Stop(args) => stop::stop(&cli.store, args).await,
         Command::Export(args) => export::export(&cli.store, args).await,

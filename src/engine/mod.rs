@@ -895,6 +895,38 @@ fn process_runs(pid: u32) -> bool {
     }
 }
 
+/// The most bytes read from the end of a log file for its last lines.
+pub const LOG_TAIL_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The last `lines` lines of a trial's log file at `path` (see [`Engine::log_path`]), reading at most [`LOG_TAIL_BYTES`] from its
+/// end, and whether there were more. Invalid UTF-8 is replaced; the first line read from the
+/// middle of a file is dropped, since it is most likely cut.
+///
+/// # Errors
+///
+/// Reading the file failed (`NotFound` when the trial has no log).
+pub fn log_tail(path: &std::path::Path, lines: usize) -> std::io::Result<(Vec<String>, bool)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    let start = size.saturating_sub(LOG_TAIL_BYTES);
+    file.seek(SeekFrom::Start(start))?;
+    let mut bytes = Vec::with_capacity((size - start) as usize);
+    file.take(LOG_TAIL_BYTES).read_to_end(&mut bytes)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let mut all: Vec<&str> = text.lines().collect();
+    if start > 0 && !all.is_empty() {
+        // The first line read is most likely cut.
+        all.remove(0);
+    }
+    let truncated = start > 0 || all.len() > lines;
+    let first = all.len().saturating_sub(lines);
+    Ok((
+        all[first..].iter().map(|l| (*l).to_string()).collect(),
+        truncated,
+    ))
+}
+
 /// A seed from the operating system's randomness (through the standard library's hasher
 /// keys), for experiments without `random_state`.
 fn random_seed() -> u64 {
@@ -911,6 +943,26 @@ fn random_seed() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tail_reads_the_last_lines() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("t.log");
+        let text: String = (0..10).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(&path, text).expect("write");
+        let (lines, truncated) = log_tail(&path, 3).expect("tail");
+        assert_eq!(lines, vec!["line 7", "line 8", "line 9"]);
+        assert!(truncated);
+        let (lines, truncated) = log_tail(&path, 50).expect("tail");
+        assert_eq!(lines.len(), 10);
+        assert!(!truncated);
+        assert_eq!(
+            log_tail(&dir.path().join("missing.log"), 3)
+                .expect_err("missing")
+                .kind(),
+            std::io::ErrorKind::NotFound
+        );
+    }
 
     /// Regression (reliability probe): a killed but unreaped server kept its claim on an
     /// experiment, because its zombie still had a `/proc` entry.
