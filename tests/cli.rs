@@ -353,3 +353,27 @@ fn an_unwritable_stderr_or_a_closed_stdout_is_no_panic() {
         );
     }
 }
+
+/// Completions and the man page come from the command-line definition itself.
+#[test]
+fn completions_and_the_man_page_cover_every_command() {
+    let world = World::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let output = world.run(&["completions", shell]);
+        assert!(output.status.success(), "{shell}: {}", text(&output));
+        let script = String::from_utf8_lossy(&output.stdout);
+        for command in ["dashboard", "stop", "logs", "serve"] {
+            assert!(script.contains(command), "{shell} completes {command}");
+        }
+    }
+    let man = world.run(&["man"]);
+    assert!(man.status.success(), "{}", text(&man));
+    let page = String::from_utf8_lossy(&man.stdout);
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH tuneflow"),
+        "{page}"
+    );
+    assert!(page.contains("dashboard"), "{page}");
+    let bad = world.run(&["completions", "cmd.exe"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+}

@@ -39,6 +39,7 @@ macro_rules! err {
     }};
 }
 
+mod completions;
 mod crd;
 mod dashboard;
 mod export;
@@ -128,6 +129,11 @@ pub enum Command {
     /// `run` and `serve` do this in the background with --mlflow-uri; this sends what an
     /// earlier export missed (MLflow was down). Nothing MLflow already has is sent again.
     Export(ExportArgs),
+    /// Print a shell completion script: `tuneflow completions bash > /etc/bash_completion.d/tuneflow`,
+    /// or `source <(tuneflow completions zsh)`.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff): `tuneflow man > tuneflow.1 && man ./tuneflow.1`.
+    Man,
     /// Print the Experiment CustomResourceDefinition (YAML) for `kubectl apply -f -`.
     Crd,
     /// Validate an experiment file (tuneflow or Katib) and apply it to the cluster as an
@@ -210,6 +216,14 @@ pub struct StopArgs {
     /// How long to wait for the experiment to stop.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub wait: std::time::Duration,
+}
+
+/// `tuneflow completions`.
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// `tuneflow logs`.
@@ -420,6 +434,8 @@ pub async fn run(cli: Cli) -> Exit {
         Command::Dashboard(args) => dashboard::dashboard(&cli.store, args).await,
         Command::Stop(args) => stop::stop(&cli.store, args).await,
         Command::Export(args) => export::export(&cli.store, args).await,
+        Command::Completions(args) => completions::completions(&args),
+        Command::Man => completions::man(),
         Command::Crd => crd::crd(),
         Command::Submit(args) => submit::submit(args).await,
         Command::Operator(args) => operator::operator(&cli.store, args).await,
