@@ -700,6 +700,36 @@ async fn openapi_health_and_metrics_describe_the_server() {
     ] {
         assert!(openapi["paths"][path].is_object(), "{path} is documented");
     }
+    // The document says what the server does (reliability probe: `400 malformed_body` was
+    // undocumented, `step` required though optional in the schema, `count` unbounded).
+    for (path, method) in [
+        ("/api/v1/experiments", "post"),
+        ("/api/v1/experiments/{name}/suggestions", "post"),
+        (
+            "/api/v1/experiments/{name}/trials/{trial}/observations",
+            "post",
+        ),
+        ("/api/v1/experiments/{name}/trials/{trial}/complete", "post"),
+    ] {
+        assert!(
+            openapi["paths"][path][method]["responses"]["400"].is_object(),
+            "{method} {path} documents 400"
+        );
+    }
+    let schemas = &openapi["components"]["schemas"];
+    assert!(
+        schemas["ObservationRequest"]["required"]
+            .as_array()
+            .is_some_and(|r| r.contains(&json!("step"))),
+        "{}",
+        schemas["ObservationRequest"]
+    );
+    let count = &schemas["SuggestionRequest"]["properties"]["count"];
+    assert_eq!(
+        (&count["minimum"], &count["maximum"]),
+        (&json!(1), &json!(1000)),
+        "{count}"
+    );
     let (status, health) = server.get("/healthz").await;
     assert_eq!((status, &health["status"]), (200, &json!("ok")));
 

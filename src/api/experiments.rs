@@ -75,6 +75,7 @@ pub async fn view(state: &AppState, experiment: Experiment) -> Result<Experiment
     ),
     responses(
         (status = 201, description = "Created", body = ExperimentView),
+        (status = 400, description = "The body is not valid JSON (declared as JSON) or not UTF-8", body = ErrorBody),
         (status = 409, description = "The name is taken", body = ErrorBody),
         (status = 415, description = "Neither JSON nor YAML", body = ErrorBody),
         (status = 422, description = "The document breaks a rule", body = ErrorBody),

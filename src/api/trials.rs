@@ -27,6 +27,7 @@ const MAX_SUGGESTIONS: u32 = 1000;
 #[serde(deny_unknown_fields)]
 pub struct SuggestionRequest {
     /// How many trials to hand out (1 to 1000; default 1).
+    #[schema(minimum = 1, maximum = 1000)]
     pub count: Option<u32>,
 }
 
@@ -55,7 +56,9 @@ pub struct SuggestionResponse {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ObservationRequest {
-    /// The step (epoch, iteration) the values belong to; not negative.
+    /// The step (epoch, iteration) the values belong to; not negative. Required: it is an
+    /// `Option` only so that its absence gets a message naming it.
+    #[schema(required = true, minimum = 0)]
     pub step: Option<i64>,
     /// Metric name to value (finite numbers).
     #[schema(value_type = Object)]
@@ -138,6 +141,7 @@ pub struct TrialList {
     request_body(content = SuggestionRequest, description = "Optional; `{}` asks for one trial"),
     responses(
         (status = 200, description = "Trials to run, recorded as Running", body = SuggestionResponse),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
         (status = 404, description = "No such experiment", body = ErrorBody),
         (status = 409, description = "The server runs this experiment's trials itself", body = ErrorBody),
         (status = 422, description = "A count out of range", body = ErrorBody),
@@ -189,6 +193,7 @@ pub async fn suggest(
     request_body = ObservationRequest,
     responses(
         (status = 200, description = "Recorded", body = DecisionResponse),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
         (status = 404, description = "No such experiment or trial", body = ErrorBody),
         (status = 409, description = "The trial is final already", body = ErrorBody),
         (status = 422, description = "A missing step, or a value that is not a finite number", body = ErrorBody),
@@ -264,6 +269,7 @@ async fn push(
     request_body = CompletionRequest,
     responses(
         (status = 200, description = "The trial as it is now", body = TrialSummary),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
         (status = 404, description = "No such experiment or trial", body = ErrorBody),
         (status = 409, description = "The trial is final already", body = ErrorBody),
         (status = 422, description = "A value that is not a finite number", body = ErrorBody),
