@@ -26,7 +26,7 @@
 //! choice that is not listed, a non-finite number) is an error.
 
 use crate::space::{Distribution, Domain, ParameterValue};
-use crate::steps::{DoubleSteps, IntSteps};
+use crate::steps::{DoubleSteps, IntSteps, Points};
 
 /// What kind of feature a parameter becomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,61 +73,6 @@ pub(super) enum Encoder<'a> {
         /// The choices, in the order of the domain.
         choices: &'a [String],
     },
-}
-
-/// The points of a grid.
-#[derive(Debug, Clone)]
-pub(super) enum Points {
-    /// `min + k * step` integers.
-    Int(IntSteps),
-    /// `min + k * step` reals.
-    Double(DoubleSteps),
-    /// A `discrete` list's values, sorted, without duplicates.
-    List(Vec<f64>),
-}
-
-impl Points {
-    /// The number of points, as an `f64` (it may exceed `u64` for a stepped `double`).
-    fn count(&self) -> f64 {
-        match self {
-            Points::Int(steps) => steps.count() as f64,
-            Points::Double(steps) => steps.count_f64(),
-            Points::List(values) => values.len() as f64,
-        }
-    }
-
-    /// The index of the point nearest to `x`, clamped to the grid.
-    fn index_of(&self, x: f64) -> f64 {
-        match self {
-            Points::Int(steps) => steps.index_of(x),
-            Points::Double(steps) => steps.index_of(x),
-            Points::List(values) => nearest_in(values, x),
-        }
-    }
-
-    /// The value of point `k` (a whole number within the grid).
-    fn value(&self, k: f64) -> f64 {
-        match self {
-            Points::Int(steps) => steps.at(k.max(0.0) as u128) as f64,
-            Points::Double(steps) => steps.at(k),
-            Points::List(values) => {
-                let index = (k.max(0.0) as usize).min(values.len().saturating_sub(1));
-                values.get(index).copied().unwrap_or(0.0)
-            }
-        }
-    }
-}
-
-/// The index of the value of the sorted `values` nearest to `x`.
-fn nearest_in(values: &[f64], x: f64) -> f64 {
-    let after = values.partition_point(|v| *v < x);
-    let before = after.saturating_sub(1);
-    let nearest = match (values.get(after), values.get(before)) {
-        (Some(a), Some(b)) if (a - x).abs() < (x - b).abs() => after,
-        (Some(_), None) => after,
-        _ => before,
-    };
-    nearest as f64
 }
 
 impl<'a> Encoder<'a> {

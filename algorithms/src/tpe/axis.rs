@@ -13,7 +13,7 @@
 //! of 2⁶⁴ integers costs the same as one of ten.
 
 use crate::space::{Distribution, Domain, ParameterValue};
-use crate::steps::{DoubleSteps, IntSteps};
+use crate::steps::{DoubleSteps, IntSteps, Points};
 
 /// One parameter as a coordinate.
 #[derive(Debug, Clone)]
@@ -45,56 +45,11 @@ pub(crate) enum Axis {
     },
 }
 
-/// The points of a grid axis.
-#[derive(Debug, Clone)]
-pub(crate) enum Points {
-    /// `min + k * step` integers.
-    Int(IntSteps),
-    /// `min + k * step` reals.
-    Double(DoubleSteps),
-    /// A `discrete` list's values, sorted and without duplicates.
-    List(Vec<f64>),
-}
-
-impl Points {
-    fn count(&self) -> f64 {
-        match self {
-            Points::Int(steps) => steps.count() as f64,
-            Points::Double(steps) => steps.count_f64(),
-            Points::List(values) => values.len() as f64,
-        }
-    }
-
-    fn value(&self, k: f64) -> f64 {
-        match self {
-            Points::Int(steps) => steps.at(k.max(0.0) as u128) as f64,
-            Points::Double(steps) => steps.at(k),
-            Points::List(values) => values[(k.max(0.0) as usize).min(values.len() - 1)],
-        }
-    }
-
-    /// The index of the point nearest to `value` (in value space).
-    fn index_of(&self, value: f64) -> f64 {
-        match self {
-            Points::Int(steps) => steps.index_of(value),
-            Points::Double(steps) => steps.index_of(value),
-            Points::List(values) => {
-                let after = values.partition_point(|v| *v < value);
-                let before = after.saturating_sub(1);
-                let nearest = match values.get(after) {
-                    Some(v) if (v - value).abs() < (value - values[before]).abs() => after,
-                    _ => before,
-                };
-                nearest as f64
-            }
-        }
-    }
-
-    fn parameter_value(&self, k: f64) -> ParameterValue {
-        match self {
-            Points::Int(steps) => ParameterValue::Int(steps.at(k.max(0.0) as u128)),
-            _ => ParameterValue::Double(self.value(k)),
-        }
+/// The parameter value of grid point `k`: an integer on an `int` grid, a real otherwise.
+fn parameter_value(points: &Points, k: f64) -> ParameterValue {
+    match points {
+        Points::Int(steps) => ParameterValue::Int(steps.at(k.max(0.0) as u128)),
+        _ => ParameterValue::Double(points.value(k)),
     }
 }
 
@@ -271,7 +226,7 @@ impl Axis {
                 let x = if *log { t.exp() } else { t };
                 ParameterValue::Double(x.clamp(*min, *max))
             }
-            Axis::Grid { points, .. } => points.parameter_value(located),
+            Axis::Grid { points, .. } => parameter_value(points, located),
             Axis::Categorical { choices } => ParameterValue::Categorical(
                 choices[(located as usize).min(choices.len() - 1)].clone(),
             ),
